@@ -1,0 +1,10 @@
+"""tf.data sources for Emotekit: image folders, built-in emoji, FER-2013 (CSV, folders, TFDS).
+
+This package knows nothing about models: it yields uint8 images and integer labels.
+"""
+
+from data_pipelines.errors import DataError
+from data_pipelines.sources import FER_LABELS, ImageSet, load_source, load_sources
+from data_pipelines.pipeline import make_dataset
+
+__all__ = ["DataError", "FER_LABELS", "ImageSet", "load_source", "load_sources", "make_dataset"]

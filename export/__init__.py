@@ -1,0 +1,1 @@
+"""Export Keras models to verified `.tflite` files, and run them (`export.runtime`)."""

@@ -1,0 +1,1 @@
+"""`python -m train`: one subcommand per model, plus evaluate."""

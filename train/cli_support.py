@@ -1,0 +1,96 @@
+"""What every Emotekit command shares: user errors as one line, atomic writes, run directories."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+
+import click
+
+
+class UserError(Exception):
+    """Something the user can fix (a bad option, a missing file). One line, exit status 2."""
+
+
+def user_errors():
+    """Exception types shown to the user as one line without a traceback."""
+    from data_pipelines.errors import DataError
+
+    return (UserError, DataError)
+
+
+def run_cli(group: click.Group, prog_name: str):
+    """Runs a Click group; user errors end in one line on stderr and a non-zero status."""
+    try:
+        group.main(standalone_mode=False, prog_name=prog_name)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted: resume with --resume RUN_DIR", err=True)
+        sys.exit(130)
+    except user_errors() as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str | None = None):
+    """Yields a temporary path beside `path`; renames it into place only if the block succeeds."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    suffix = suffix if suffix is not None else os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path: str, obj) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, default=str)
+            f.write("\n")
+
+
+def ensure_writable_dir(path: str) -> str:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {path}: {e.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"output folder is not writable: {path}")
+    return path
+
+
+def new_run_dir(out: str, kind: str, desc: str) -> str:
+    """Creates `out/NNNNN-kind-desc/` with the next free number (stylegan2-ada style)."""
+    ensure_writable_dir(out)
+    numbers = [int(m.group(1)) for d in os.listdir(out) if (m := re.match(r"^(\d{5})-", d))]
+    desc = re.sub(r"[^A-Za-z0-9_.-]+", "_", desc).strip("_") or "run"
+    path = os.path.join(out, f"{max(numbers, default=0) + 1:05d}-{kind}-{desc}")
+    os.makedirs(path)
+    return path
+
+
+def load_run_options(run_dir: str, kind: str) -> dict:
+    path = os.path.join(run_dir, "options.json")
+    if not os.path.isfile(path):
+        raise UserError(f"not a run directory (no options.json): {run_dir}")
+    with open(path) as f:
+        opts = json.load(f)
+    if opts.get("kind") != kind:
+        raise UserError(f"{run_dir} is a {opts.get('kind')!r} run, not {kind!r}")
+    return opts

@@ -1,0 +1,127 @@
+"""Options and callbacks that every `python -m train` model shares."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import subprocess
+import time
+
+import click
+import keras
+
+from train.cli_support import UserError, load_run_options, new_run_dir, write_json
+
+
+def common_options(defaults: dict):
+    """Adds the shared options (--data, --image-size, --epochs, ...) with per-model defaults."""
+
+    def decorator(f):
+        opts = [
+            click.option("--data", multiple=True, help="Folder, FER CSV, emoji:twemoji[/faces|/all], tfds:fer2013 or TFRecord folder. Repeatable."),
+            click.option("--image-size", type=int, default=None, help="Square input size (default: the preset's)."),
+            click.option("--epochs", type=click.IntRange(min=1), default=defaults.get("epochs", 10), show_default=True),
+            click.option("--batch-size", type=click.IntRange(min=1), default=defaults.get("batch_size", 64), show_default=True, help="Global batch size."),
+            click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's)."),
+            click.option("--seed", type=int, default=0, show_default=True),
+            click.option("--preset", default=defaults.get("preset"), show_default=True),
+            click.option("--out", default="runs", show_default=True, help="Parent folder of run directories."),
+            click.option("--resume", "resume", default=None, metavar="RUN_DIR", help="Continue an interrupted run."),
+            click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only N examples (quick runs)."),
+            click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True, help="Unreadable images: skip and count, or stop."),
+            click.option("--dry-run", is_flag=True, help="Print the resolved options and exit."),
+        ]
+        for opt in reversed(opts):
+            f = opt(f)
+        return f
+
+    return decorator
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:
+    """Returns (run_dir, options, resumed). Resuming reloads the run's own options;
+    only --epochs may be raised."""
+    if options.get("resume"):
+        run_dir = options["resume"]
+        saved = load_run_options(run_dir, kind)
+        if options.get("epochs") and options["epochs"] > saved.get("epochs", 0):
+            saved["epochs"] = options["epochs"]
+        saved["resume"] = run_dir
+        return run_dir, saved, True
+    if options.get("dry_run"):
+        return "", options, False
+    run_dir = new_run_dir(options["out"], kind, desc)
+    options = dict(options, kind=kind, run_dir=run_dir, commit=git_commit(), host=platform.node(),
+                   started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    write_json(os.path.join(run_dir, "options.json"), options)
+    return run_dir, options, False
+
+
+def dry_run(options: dict):
+    click.echo(json.dumps(options, indent=2, default=str))
+
+
+def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, mode: str = "max"):
+    """Resumable-run callbacks: backup every epoch, CSV (appended on resume), TensorBoard,
+    and the best model by `monitor` (its best value survives a resume)."""
+    cbs = [
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=resumed),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
+    ]
+    if monitor:
+        cbs.append(BestCheckpoint(os.path.join(run_dir, "best.keras"), monitor, mode))
+    return cbs
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the model when `monitor` improves; remembers the best value in best.json."""
+
+    def __init__(self, path, monitor, mode="max"):
+        super().__init__()
+        self.path, self.monitor, self.mode = path, monitor, mode
+        self.state_path = os.path.splitext(path)[0] + ".json"
+        self.best = None
+        if os.path.exists(self.state_path):
+            with open(self.state_path) as f:
+                self.best = json.load(f).get(monitor)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if better:
+            self.best = float(value)
+            tmp = os.path.join(os.path.dirname(self.path), ".tmp-best.keras")
+            self.model.save(tmp)
+            os.replace(tmp, self.path)
+            write_json(self.state_path, {self.monitor: self.best, "epoch": epoch + 1})
+
+
+def require_data(data, what: str):
+    if not data:
+        raise UserError(f"--data is required for {what}")
+
+
+def with_user_errors(f):
+    """Keras / TF raise ValueError for shapes a user chose; show those as one line too."""
+
+    @functools.wraps(f)
+    def wrapper(*a, **kw):
+        try:
+            return f(*a, **kw)
+        except ValueError as e:
+            raise UserError(str(e).splitlines()[0]) from None
+
+    return wrapper

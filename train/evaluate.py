@@ -1,0 +1,115 @@
+"""`python -m train evaluate`: accuracy, macro-F1, per-class metrics and a confusion-matrix PNG."""
+
+from __future__ import annotations
+
+import os
+
+import click
+import numpy as np
+
+from train.cli_support import UserError, atomic_path, write_json
+
+
+def metrics_from_predictions(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+    n = len(labels)
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    per_class = {}
+    f1s = []
+    for i, name in enumerate(labels):
+        tp = cm[i, i]
+        precision = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
+        recall = tp / cm[i].sum() if cm[i].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        f1s.append(f1)
+        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(cm[i].sum())}
+    return {
+        "accuracy": float(np.trace(cm) / max(cm.sum(), 1)),
+        "macro_f1": float(np.mean(f1s)),
+        "labels": list(labels),
+        "confusion_matrix": cm.tolist(),
+        "per_class": per_class,
+        "count": int(cm.sum()),
+    }
+
+
+def plot_confusion(metrics: dict, path: str, title: str = ""):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.array(metrics["confusion_matrix"], dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    labels = metrics["labels"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, mat, fmt, sub in ((axes[0], cm, "{:.0f}", "counts"), (axes[1], norm, "{:.2f}", "row-normalised")):
+        ax.imshow(mat if sub == "row-normalised" else norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(sub)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, fmt.format(mat[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    fig.suptitle(f"{title}  accuracy {metrics['accuracy'] * 100:.2f} %  macro-F1 {metrics['macro_f1'] * 100:.2f} %")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def predict_probs(model_path: str, images: np.ndarray, tta: bool = False, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities from a `.keras` or `.tflite` classifier; TTA averages flips and shifts."""
+    from export.runtime import load_classifier
+
+    clf = load_classifier(model_path)
+    x = images.astype(np.float32)
+    views = [x]
+    if tta:
+        views.append(x[:, :, ::-1])
+        pad = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+        h, w = x.shape[1:3]
+        views += [pad[:, 0:h, 0:w], pad[:, 4:h + 4, 4:w + 4]]
+    return np.mean([clf.predict(v, batch_size) for v in views], axis=0)
+
+
+def evaluate_model(model_path, images, labels, label_names, json_path, tta=False, title=None) -> dict:
+    probs = predict_probs(model_path, images, tta)
+    metrics = metrics_from_predictions(labels, probs.argmax(-1), label_names)
+    metrics.update(model=model_path, tta=tta)
+    plot_confusion(metrics, os.path.splitext(json_path)[0] + ".png", title or os.path.basename(model_path))
+    write_json(json_path, metrics)
+    return metrics
+
+
+@click.command("evaluate")
+@click.option("--model", "model_path", required=True, help=".keras or .tflite classifier.")
+@click.option("--data", required=True, help="Kaggle-layout folder (class sub-folders) or FER CSV.")
+@click.option("--usage", default=None, help="FER CSV rows (e.g. PublicTest).")
+@click.option("--json", "json_path", required=True, help="Where to write the metrics JSON (PNG goes beside it).")
+@click.option("--tta", is_flag=True, help="Average over flips and shifts.")
+@click.option("--limit", type=int, default=None)
+def evaluate(model_path, data, usage, json_path, tta, limit):
+    """Evaluate a classifier: accuracy, macro-F1, per-class P/R/F1, confusion matrix."""
+    from data_pipelines import load_source
+    from export.runtime import load_classifier
+
+    if not os.path.exists(model_path):
+        raise UserError(f"model not found: {model_path}")
+    out_dir = os.path.dirname(os.path.abspath(json_path))
+    if not os.path.isdir(out_dir):
+        raise UserError(f"output folder does not exist: {out_dir}")
+    clf = load_classifier(model_path)
+    size, channels = clf.input_size, clf.channels
+    ds = load_source(data, size, channels, labeled=True, class_names=clf.labels, usage=usage, limit=limit)
+    labels = clf.labels or list(ds.class_names)
+    m = evaluate_model(model_path, ds.images, ds.labels, labels, json_path, tta)
+    click.echo(f"{model_path} on {data}: {m['count']} images")
+    click.echo(f"accuracy {m['accuracy'] * 100:.2f} %   macro-F1 {m['macro_f1'] * 100:.2f} %")
+    click.echo(f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
+    for name, pc in m["per_class"].items():
+        click.echo(f"{name:>10} {pc['precision']:9.3f} {pc['recall']:7.3f} {pc['f1']:6.3f} {pc['support']:5d}")
+    click.echo(f"wrote {json_path} and {os.path.splitext(json_path)[0]}.png")
