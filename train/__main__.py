@@ -1,5 +1,6 @@
 """python -m train <model> [options]"""
 
+import importlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -8,27 +9,24 @@ import click  # noqa: E402
 
 from train.cli_support import run_cli  # noqa: E402
 
+# Each module defines COMMANDS, a list of Click commands (one per model, plus tools).
+COMMAND_MODULES = ["train.expression", "train.evaluate", "train.vae", "train.dcgan", "train.stylegan"]
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
     """Train Emotekit's models. Each run gets a numbered directory under --out (default runs/)."""
 
 
-def _register():
-    from train.evaluate import evaluate
-    from train.expression import expression
-
-    cli.add_command(expression)
-    cli.add_command(evaluate)
+for _name in COMMAND_MODULES:
     try:
-        from train.vae import vae_commands
-    except ImportError:
-        vae_commands = []
-    for c in vae_commands:
-        cli.add_command(c)
-
-
-_register()
+        _module = importlib.import_module(_name)
+    except ModuleNotFoundError as e:
+        if e.name != _name:
+            raise
+        continue
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
 
 if __name__ == "__main__":
     run_cli(cli, "python -m train")

@@ -113,3 +113,4 @@ def evaluate(model_path, data, usage, json_path, tta, limit):
     for name, pc in m["per_class"].items():
         click.echo(f"{name:>10} {pc['precision']:9.3f} {pc['recall']:7.3f} {pc['f1']:6.3f} {pc['support']:5d}")
     click.echo(f"wrote {json_path} and {os.path.splitext(json_path)[0]}.png")
+COMMANDS = [evaluate]

@@ -140,3 +140,4 @@ def _load(specs, size, channels, usage, options, labels=None):
 
     return load_sources(specs, size, channels, labeled=True, class_names=labels, usage=usage,
                         limit=options["limit"], on_error=options["on_error"])
+COMMANDS = [expression]
