@@ -5,8 +5,9 @@ A source is named by a string, as `--data` takes it:
 - a folder of images (recursive); with `labeled=True` the first-level sub-folder is the class;
 - a FER-2013 Kaggle CSV (`emotion,pixels,Usage`);
 - `emoji:twemoji` (face emoji, the default), `emoji:twemoji/all`, or `emoji:twemoji/<category>`;
-- `tfds:fer2013` (the TFDS builder in `data_pipelines.tfds_fer`, needs `--manual-dir`), or a
-  folder of TFRecords written by `python -m data_pipelines tfrecords`.
+- `tfds:fer2013` (the TFDS builder in `data_pipelines.tfds_fer`; the manual directory comes from
+  EMOTEKIT_FER_DIR or `tfds:fer2013?manual_dir=PATH`, see `load_tfds`);
+- a folder of TFRecords written by `python -m data_pipelines tfrecords` (local or `gs://...`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class ImageSet:
     def __len__(self):
         return len(self.images)
 
-    def take(self, n: int | None) -> "ImageSet":
+    def take(self, n: int | None) -> ImageSet:
         if n is None:
             return self
         return ImageSet(
@@ -82,13 +83,15 @@ def load_folder(path, size, channels, labeled=False, class_names=None, limit=Non
     return ImageSet(decoded.images, labels, tuple(class_names or ()), names, decoded.bad)
 
 
-def load_fer_csv(path, size=48, channels=1, usage=None, limit=None):
-    """The Kaggle `fer2013.csv`; labels are mapped to FER_LABELS (folder) order."""
+def iter_fer_csv(path):
+    """Streams the Kaggle `fer2013.csv`: yields (line number, usage or None, 48x48x1 uint8, folder label).
+
+    Labels are mapped from the CSV order to FER_LABELS (folder) order. Every row is checked:
+    a missing column, a bad emotion, a wrong pixel count or an unknown Usage raise DataError
+    naming the file and line.
+    """
     if not os.path.isfile(path):
         raise DataError(f"FER CSV not found: {path}")
-    if usage is not None and usage not in FER_USAGES:
-        raise DataError(f"unknown FER usage {usage!r}; expected one of {', '.join(FER_USAGES)}")
-    images, labels = [], []
     with open(path, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -100,16 +103,13 @@ def load_fer_csv(path, size=48, channels=1, usage=None, limit=None):
                 raise DataError(f"{path}: missing column {col!r} (found {header}); expected emotion,pixels,Usage")
         ie, ip = header.index("emotion"), header.index("pixels")
         iu = header.index("Usage") if "Usage" in header else None
-        if usage is not None and iu is None:
-            raise DataError(f"{path}: no 'Usage' column, so --usage {usage} cannot be applied")
         for lineno, row in enumerate(reader, start=2):
             if not row:
-                continue
-            if iu is not None and usage is not None and row[iu].strip() != usage:
                 continue
             try:
                 emotion = int(row[ie])
                 pixels = np.array(row[ip].split(), dtype=np.int64)
+                row_usage = row[iu].strip() if iu is not None else None
             except (ValueError, IndexError):
                 raise DataError(f"{path}:{lineno}: unreadable row (emotion must be an integer, pixels integers)") from None
             if not 0 <= emotion <= 6:
@@ -118,15 +118,33 @@ def load_fer_csv(path, size=48, channels=1, usage=None, limit=None):
                 raise DataError(f"{path}:{lineno}: {pixels.size} pixels, expected 2304 (48x48)")
             if pixels.min() < 0 or pixels.max() > 255:
                 raise DataError(f"{path}:{lineno}: pixel values must be 0..255")
-            images.append(pixels.astype(np.uint8).reshape(48, 48, 1))
-            labels.append(FER_CSV_TO_FOLDER[emotion])
-            if limit and len(images) >= limit:
-                break
+            if row_usage is not None and row_usage not in FER_USAGES:
+                raise DataError(f"{path}:{lineno}: unknown Usage {row_usage!r}; expected one of {', '.join(FER_USAGES)}")
+            yield lineno, row_usage, pixels.astype(np.uint8).reshape(48, 48, 1), FER_CSV_TO_FOLDER[emotion]
+
+
+def load_fer_csv(path, size=48, channels=1, usage=None, limit=None):
+    """The Kaggle `fer2013.csv`; labels are mapped to FER_LABELS (folder) order."""
+    if not os.path.isfile(path):
+        raise DataError(f"FER CSV not found: {path}")
+    if usage is not None and usage not in FER_USAGES:
+        raise DataError(f"unknown FER usage {usage!r}; expected one of {', '.join(FER_USAGES)}")
+    images, labels, names = [], [], []
+    for lineno, row_usage, image, label in iter_fer_csv(path):
+        if usage is not None:
+            if row_usage is None:
+                raise DataError(f"{path}: no 'Usage' column, so --usage {usage} cannot be applied")
+            if row_usage != usage:
+                continue
+        images.append(image)
+        labels.append(label)
+        names.append(f"row{lineno}")
+        if limit and len(images) >= limit:
+            break
     if not images:
         raise DataError(f"no rows{' with Usage=' + usage if usage else ''} in {path}")
-    arr = np.stack(images)
-    arr = resize_batch(arr, size, channels)
-    return ImageSet(arr, np.array(labels, np.int32), FER_LABELS, [f"row{i}" for i in range(len(arr))])
+    arr = resize_batch(np.stack(images), size, channels)
+    return ImageSet(arr, np.array(labels, np.int32), FER_LABELS, names)
 
 
 def resize_batch(arr: np.ndarray, size: int, channels: int) -> np.ndarray:
@@ -194,10 +212,13 @@ def load_source(spec: str, size: int, channels: int, labeled=False, class_names=
         return load_tfds(spec[5:], size, channels, usage=usage, limit=limit)
     if spec.lower().endswith(".csv"):
         return load_fer_csv(spec, size, channels, usage=usage, limit=limit)
-    if os.path.isdir(spec) and os.path.exists(os.path.join(spec, "spec.json")):
+    if "://" in spec or (os.path.isdir(spec) and os.path.exists(os.path.join(spec, "spec.json"))):
         from data_pipelines.tfrecords import load_tfrecords
 
-        return load_tfrecords(spec, size, channels, limit=limit)
+        records = load_tfrecords(spec, size, channels, limit=limit)
+        if labeled and records.labels is None:
+            raise DataError(f"{spec} was written without labels; rewrite it with `python -m data_pipelines tfrecords --labeled`")
+        return records
     return load_folder(spec, size, channels, labeled=labeled, class_names=class_names, limit=limit, on_error=on_error)
 
 
