@@ -1,0 +1,277 @@
+"""Face detection for the emojify app: BlazeFace short-range through ai_edge_litert, Haar as a fallback.
+
+BlazeFace (`face_detection_short_range.tflite`, taken out of the mediapipe 0.10.21 wheel by
+`python -m mobile_demo.setup_assets`) takes a 1x128x128x3 float image in [-1, 1] and gives, for each of
+896 SSD anchors, 16 regressors (box centre offset, box size, 6 key points) and one score logit. The
+anchors and the decoding below are MediaPipe's `face_detection_short_range` graph settings
+(SsdAnchorsCalculator, TensorsToDetectionsCalculator, NonMaxSuppressionCalculator); the web page
+(static JS) implements the same steps.
+
+Without the BlazeFace file, OpenCV's Haar cascade (`haarcascade_frontalface_default.xml`, shipped
+in opencv-python-headless 4.13) is used instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BLAZEFACE_PATH = os.path.join(HERE, "static", "vendor", "face_detection_short_range.tflite")
+
+# MediaPipe face_detection_short_range.pbtxt: SsdAnchorsCalculatorOptions / TensorsToDetectionsCalculatorOptions.
+INPUT_SIZE = 128
+STRIDES = (8, 16, 16, 16)
+ANCHOR_OFFSET = 0.5
+NUM_BOXES = 896
+NUM_COORDS = 16
+NUM_KEYPOINTS = 6
+BOX_SCALE = 128.0  # x_scale = y_scale = w_scale = h_scale
+SCORE_CLIP = 100.0
+MIN_SCORE = 0.5
+NMS_IOU = 0.3
+KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
+
+
+@dataclasses.dataclass
+class Face:
+    """A face in image pixels: box (x, y, w, h) (may extend past the image edges), score, key points (6x2 or None)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+    keypoints: np.ndarray | None = None
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return int(round(self.x)), int(round(self.y)), int(round(self.w)), int(round(self.h))
+
+
+def ssd_anchors(input_size: int = INPUT_SIZE, strides=STRIDES, offset: float = ANCHOR_OFFSET) -> np.ndarray:
+    """MediaPipe SSD anchors (fixed_anchor_size, aspect ratio 1, interpolated scale 1) as (N, 2) centres in [0, 1].
+
+    Consecutive layers with the same stride share one grid; each layer adds 2 anchors per cell
+    (aspect ratio 1.0 plus the interpolated scale), so strides (8, 16, 16, 16) give 16x16x2 + 8x8x6 = 896.
+    With fixed_anchor_size every anchor's width and height is 1.
+    """
+    centres = []
+    layer = 0
+    while layer < len(strides):
+        stride = strides[layer]
+        per_cell = 0
+        while layer < len(strides) and strides[layer] == stride:
+            per_cell += 2
+            layer += 1
+        n = int(np.ceil(input_size / stride))
+        ys, xs = np.meshgrid((np.arange(n) + offset) / n, (np.arange(n) + offset) / n, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        centres.append(np.repeat(grid, per_cell, axis=0))
+    return np.concatenate(centres).astype(np.float32)
+
+
+ANCHORS = ssd_anchors()
+
+
+def decode_boxes(raw: np.ndarray, anchors: np.ndarray = ANCHORS, scale: float = BOX_SCALE) -> np.ndarray:
+    """Regressors (N, 16) -> (N, 16) normalised [xmin, ymin, xmax, ymax, kx0, ky0, ... kx5, ky5] in [0, 1] units."""
+    raw = np.asarray(raw, np.float32).reshape(-1, NUM_COORDS)
+    ax, ay = anchors[:, 0], anchors[:, 1]
+    cx = raw[:, 0] / scale + ax
+    cy = raw[:, 1] / scale + ay
+    w = raw[:, 2] / scale
+    h = raw[:, 3] / scale
+    out = np.empty_like(raw)
+    out[:, 0], out[:, 1] = cx - w / 2, cy - h / 2
+    out[:, 2], out[:, 3] = cx + w / 2, cy + h / 2
+    kp = raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) / scale + anchors[:, None, :]
+    out[:, 4:] = kp.reshape(-1, NUM_KEYPOINTS * 2)
+    return out
+
+
+def sigmoid_scores(logits: np.ndarray, clip: float = SCORE_CLIP) -> np.ndarray:
+    x = np.clip(np.asarray(logits, np.float64).reshape(-1), -clip, clip)
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one [xmin, ymin, xmax, ymax] box with each row of `boxes`."""
+    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def weighted_nms(dets: np.ndarray, scores: np.ndarray, iou_threshold: float = NMS_IOU):
+    """MediaPipe's WEIGHTED non-max suppression: each kept detection is the score-weighted mean
+    of the candidates overlapping it by more than `iou_threshold`; its score is the best one's."""
+    order = np.argsort(-scores)
+    dets, scores = dets[order], scores[order]
+    remaining = np.arange(len(scores))
+    kept = []
+    while remaining.size:
+        first = remaining[0]
+        overlap = iou(dets[first, :4], dets[remaining, :4])
+        members = remaining[overlap > iou_threshold]
+        if members.size == 0:  # degenerate (zero-area) box: keep it on its own
+            members = remaining[:1]
+        w = scores[members][:, None]
+        kept.append((np.sum(dets[members] * w, axis=0) / np.sum(w), float(scores[first])))
+        remaining = np.setdiff1d(remaining, members, assume_unique=True)
+        remaining = remaining[np.argsort(-scores[remaining], kind="stable")]
+    return kept
+
+
+def letterbox(image: np.ndarray, size: int = INPUT_SIZE):
+    """RGB uint8 HxWx3 -> (size x size x 3 float32 in [-1, 1], scale, pad_x, pad_y) keeping the aspect ratio.
+
+    A pixel (x, y) of the input lands at (x * scale + pad_x, y * scale + pad_y) in the square; the
+    border is 0 (mid grey after scaling), as MediaPipe's ImageToTensorCalculator with keep_aspect_ratio.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
+    out = np.zeros((size, size, 3), np.float32)
+    out[pad_y:pad_y + nh, pad_x:pad_x + nw] = resized.astype(np.float32) / 127.5 - 1.0
+    return out, scale, pad_x, pad_y
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    if image.shape[2] == 4:
+        return image[:, :, :3]
+    return image
+
+
+class BlazeFaceDetector:
+    """BlazeFace short-range (faces up to ~2 m from a phone camera) on RGB uint8 images of any shape."""
+
+    name = "blazeface"
+    # BlazeFace's box runs from the brows to the chin; FER-2013 crops are ~1.2x larger and centred
+    # higher (measured on FER test faces pasted into a canvas): crop with this margin and shift.
+    crop_margin = 0.2
+    crop_shift = -0.085
+
+    def __init__(self, path: str = BLAZEFACE_PATH, min_score: float = MIN_SCORE, iou_threshold: float = NMS_IOU,
+                 num_threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        from train.cli_support import UserError
+
+        if not os.path.isfile(path):
+            raise UserError(f"BlazeFace model not found: {path} (run `python -m mobile_demo.setup_assets`)")
+        try:
+            self.interp = Interpreter(model_path=path, num_threads=num_threads)
+            self.interp.allocate_tensors()
+        except Exception as e:  # noqa: BLE001 - any load failure means a bad file
+            raise UserError(f"not a TFLite model file: {path} ({str(e).splitlines()[0][:80]})") from None
+        inp = self.interp.get_input_details()
+        outs = {tuple(d["shape"]): d["index"] for d in self.interp.get_output_details()}
+        if len(inp) != 1 or tuple(inp[0]["shape"]) != (1, INPUT_SIZE, INPUT_SIZE, 3) or \
+                (1, NUM_BOXES, NUM_COORDS) not in outs or (1, NUM_BOXES, 1) not in outs:
+            raise UserError(f"{path} is not BlazeFace short-range (input {[tuple(d['shape']) for d in inp]})")
+        self.input_index = inp[0]["index"]
+        self.reg_index, self.cls_index = outs[(1, NUM_BOXES, NUM_COORDS)], outs[(1, NUM_BOXES, 1)]
+        self.min_score, self.iou_threshold = min_score, iou_threshold
+
+    def raw(self, tensor: np.ndarray):
+        """Runs the model on one 128x128x3 [-1, 1] tensor: (regressors (896, 16), logits (896,))."""
+        self.interp.set_tensor(self.input_index, tensor[None].astype(np.float32))
+        self.interp.invoke()
+        return self.interp.get_tensor(self.reg_index)[0], self.interp.get_tensor(self.cls_index)[0, :, 0]
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        image = to_rgb(image)
+        tensor, scale, pad_x, pad_y = letterbox(image)
+        reg, logits = self.raw(tensor)
+        scores = sigmoid_scores(logits)
+        keep = scores >= self.min_score
+        if not keep.any():
+            return []
+        dets = decode_boxes(reg[keep], ANCHORS[keep])
+        faces = []
+        for det, score in weighted_nms(dets, scores[keep], self.iou_threshold):
+            pts = det.reshape(-1, 2) * INPUT_SIZE  # letterbox pixels
+            pts = (pts - [pad_x, pad_y]) / scale  # image pixels
+            (x0, y0), (x1, y1) = pts[0], pts[1]
+            faces.append(Face(float(x0), float(y0), float(x1 - x0), float(y1 - y0), score, pts[2:].astype(np.float32)))
+        return sorted(faces, key=lambda f: -f.score)
+
+
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade: the fallback when BlazeFace isn't installed."""
+
+    name = "haar"
+    crop_margin = 0.0
+    crop_shift = 0.0
+
+    def __init__(self, min_size: int = 24):
+        import cv2
+
+        from train.cli_support import UserError
+
+        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise UserError(f"cannot load OpenCV's Haar cascade {path}")
+        self.min_size = min_size
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        import cv2
+
+        rgb = to_rgb(image)
+        grey = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        found = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
+                                              minSize=(self.min_size, self.min_size))
+        return [Face(float(x), float(y), float(w), float(h), 1.0) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
+
+
+def load_detector(kind: str = "auto", path: str = BLAZEFACE_PATH):
+    """`auto`: BlazeFace if its file is there, else Haar; or `blazeface` / `haar`."""
+    if kind == "haar" or (kind == "auto" and not os.path.isfile(path)):
+        return HaarDetector()
+    return BlazeFaceDetector(path)
+
+
+def square_box(face: Face, margin: float = 0.0, shift: float = 0.0) -> tuple[int, int, int, int]:
+    """A square (x0, y0, x1, y1) around the face centre moved down by `shift` x the face's side,
+    side = max(w, h) * (1 + margin). It may extend past the image."""
+    side0 = max(face.w, face.h)
+    side = side0 * (1.0 + margin)
+    cx, cy = face.x + face.w / 2, face.y + face.h / 2 + shift * side0
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = max(1, int(round(side)))
+    return x0, y0, x0 + s, y0 + s
+
+
+def crop_face(image: np.ndarray, face: Face, size: int = 48, margin: float = 0.0, shift: float = 0.0) -> np.ndarray:
+    """The face as a size x size grey uint8 crop, edge-replicated past the image border.
+
+    Pass the detector's `crop_margin` / `crop_shift` for FER-2013-like framing."""
+    import cv2
+
+    rgb = to_rgb(image)
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    x0, y0, x1, y1 = square_box(face, margin, shift)
+    h, w = grey.shape
+    pad = max(0, -x0, -y0, x1 - w, y1 - h)
+    if pad:
+        grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
+    crop = grey[y0:y1, x0:x1]
+    interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
