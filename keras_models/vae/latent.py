@@ -1,0 +1,54 @@
+"""Latent-space tools on numpy arrays: interpolation, attribute vectors, image tiling."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+
+def interpolate(z_a: np.ndarray, z_b: np.ndarray, steps: int = 10) -> np.ndarray:
+    """`steps` points on the straight line from z_a to z_b, both ends included."""
+    if steps < 2:
+        raise ValueError(f"a morph needs at least 2 steps; got {steps}")
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    return (1.0 - t) * z_a[None, :] + t * z_b[None, :]
+
+
+def name_matches(name: str, attr: str) -> bool:
+    """True if a word of `name` starts with the stem of `attr` ("smile" matches "smiling").
+
+    The stem is `attr` minus its last letter when it is longer than 4 letters.
+    """
+    attr = attr.lower().strip()
+    stem = attr[:-1] if len(attr) > 4 else attr
+    return any(w.startswith(stem) for w in re.split(r"[^a-z0-9]+", name.lower()) if w)
+
+
+def attribute_vector(z: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Mean of z over the positive group minus the mean over the rest (Foster's attribute vector)."""
+    positive = np.asarray(positive, bool)
+    if positive.all() or not positive.any():
+        raise ValueError("an attribute vector needs examples both with and without the attribute")
+    return z[positive].mean(axis=0) - z[~positive].mean(axis=0)
+
+
+def apply_attribute(z: np.ndarray, vector: np.ndarray, strengths) -> np.ndarray:
+    """z + s * vector for each strength s."""
+    return np.stack([z + float(s) * vector for s in strengths]).astype(np.float32)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """0..1 floats -> uint8."""
+    return np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+
+
+def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2, background: int = 255) -> np.ndarray:
+    """uint8 (N, H, W, C) -> one (rows*H, cols*W, C) image with `pad` pixels between tiles."""
+    n, h, w, c = images.shape
+    out = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, c), background, np.uint8)
+    for i in range(min(n, rows * cols)):
+        r, k = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + k * (w + pad)
+        out[y:y + h, x:x + w] = images[i]
+    return out
