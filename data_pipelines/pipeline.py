@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 32,
@@ -15,6 +19,8 @@ def make_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_siz
         augment: callable on a float batch (e.g. a Keras preprocessing Sequential), training only.
         num_classes: when given, labels are one-hot (needed for label smoothing / mixup).
     """
+    import tensorflow as tf  # here, so that `import data_pipelines` (and the dataset tools) stay light
+
     items = images if labels is None else (images, labels)
     ds = tf.data.Dataset.from_tensor_slices(items).cache()
     if training:

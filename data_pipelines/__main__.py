@@ -1,0 +1,134 @@
+"""python -m data_pipelines <tool>: TFRecords and the dataset tools (reference 000's pipeline).
+
+    tfrecords SOURCE --out DIR --shards N   any --data source -> sharded TFRecords + spec.json
+    crop-voc IMAGES ANNOTATIONS --out DIR   crops of LabelImg / Pascal-VOC boxes, OUT/<label>/
+    crop-faces SRC --out DIR                automatic face crops (OpenCV Haar cascade)
+    dedup SRC [--threshold N] [--delete]    near-duplicate images by perceptual dHash
+    square SRC --out DIR --size N           every image to N x N (pad or crop)
+
+Bad input ends in one line on stderr and exit status 2; output folders are built under a
+temporary name and appear only when complete.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+
+from train.cli_support import UserError, run_cli  # noqa: E402
+
+ON_ERROR = click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
+                        help="An unreadable image: skip it (listed and counted) or stop.")
+
+
+def _err(msg):
+    click.echo(msg, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """Emotekit dataset tools."""
+
+
+@cli.command("tfrecords")
+@click.argument("source")
+@click.option("--out", required=True, help="Output folder (local or gs://bucket/path); must be new or empty.")
+@click.option("--shards", type=int, default=4, show_default=True, help="Number of TFRecord files.")
+@click.option("--image-size", type=int, default=64, show_default=True, help="Images are stored size x size.")
+@click.option("--channels", type=click.IntRange(1, 3), default=3, show_default=True, help="1 (grey) or 3 (RGB).")
+@click.option("--labeled", is_flag=True, help="Store class labels (sub-folders, FER CSV, TFDS).")
+@click.option("--usage", default=None, help="FER CSV / TFDS rows: Training, PublicTest or PrivateTest.")
+@click.option("--limit", type=int, default=None, help="Only the first N examples.")
+@ON_ERROR
+def tfrecords_cmd(source, out, shards, image_size, channels, labeled, usage, limit, on_error):
+    """Writes SOURCE (any --data value: folder, FER CSV, emoji:twemoji, tfds:fer2013) as TFRecords."""
+    from data_pipelines import load_source
+    from data_pipelines.tfrecords import write_tfrecords
+
+    if channels == 2:
+        raise UserError("--channels must be 1 or 3")
+    if image_size < 1 or shards < 1:
+        raise UserError("--image-size and --shards must be positive")
+    data = load_source(source, image_size, channels, labeled=labeled, usage=usage, limit=limit, on_error=on_error)
+    for line in data.skipped:
+        _err(f"skipped: {line}")
+    spec = write_tfrecords(data, out, shards, source=source)
+    click.echo(f"wrote {spec['count']} examples ({'x'.join(map(str, spec['image_shape']))}"
+               f"{', ' + str(len(spec['labels'])) + ' classes' if spec['labeled'] else ''}) in {len(spec['shards'])} shard(s)"
+               f" to {out}" + (f"; skipped {len(data.skipped)} unreadable file(s)" if data.skipped else ""))
+
+
+@cli.command("crop-voc")
+@click.argument("images_dir")
+@click.argument("annotations_dir")
+@click.option("--out", required=True, help="Output folder (new or empty): OUT/<label>/<picture>_<k>.png.")
+@click.option("--size", type=int, default=64, show_default=True)
+@click.option("--pad", is_flag=True, help="Pad each box to a square with white instead of centre-cropping it.")
+def crop_voc_cmd(images_dir, annotations_dir, out, size, pad):
+    """Crops the LabelImg / Pascal-VOC boxes of ANNOTATIONS_DIR/*.xml out of the pictures in IMAGES_DIR."""
+    from data_pipelines.voc import crop_voc
+
+    r = crop_voc(images_dir, annotations_dir, out, size=size, pad=pad)
+    per = ", ".join(f"{k} {v}" for k, v in sorted(r["per_class"].items()))
+    click.echo(f"wrote {r['crops']} crops from {r['annotations']} annotations to {out} ({per})")
+
+
+@cli.command("crop-faces")
+@click.argument("src")
+@click.option("--out", required=True, help="Output folder (new or empty).")
+@click.option("--size", type=int, default=64, show_default=True)
+@click.option("--margin", type=float, default=0.2, show_default=True, help="Box widened by this fraction per side.")
+@ON_ERROR
+def crop_faces_cmd(src, out, size, margin, on_error):
+    """Finds faces in the pictures under SRC (OpenCV Haar cascade) and writes square crops."""
+    from data_pipelines.faces import crop_faces
+
+    r = crop_faces(src, out, size=size, margin=margin, on_error=on_error, log=_err)
+    click.echo(f"wrote {r['faces']} face crops from {r['pictures']} pictures to {out}; "
+               f"{len(r['no_face'])} without a face, {r['skipped']} unreadable")
+
+
+@cli.command("dedup")
+@click.argument("src")
+@click.option("--threshold", type=click.IntRange(0, 64), default=4, show_default=True,
+              help="Max Hamming distance of the 64-bit dHash for two images to count as duplicates.")
+@click.option("--delete", "action", flag_value="delete", help="Delete the duplicates (keeps the first of each group).")
+@click.option("--list", "action", flag_value="list", default=True, help="Only list them (the default).")
+@ON_ERROR
+def dedup_cmd(src, threshold, action, on_error):
+    """Finds near-duplicate images under SRC by perceptual difference hash (dHash)."""
+    from data_pipelines.images import list_images
+    from data_pipelines.imagetools import find_duplicates
+
+    paths = list_images(src)
+    groups, skipped = find_duplicates(paths, threshold, on_error=on_error, log=_err)
+    n_dup = sum(len(g) - 1 for g in groups)
+    for g in groups:
+        click.echo(f"keep {g[0]}")
+        for p in g[1:]:
+            click.echo(f"  {'deleted' if action == 'delete' else 'duplicate'} {p}")
+            if action == "delete":
+                os.remove(p)
+    verb = "deleted" if action == "delete" else "found"
+    click.echo(f"{verb} {n_dup} duplicate(s) in {len(groups)} group(s) among {len(paths)} images"
+               + (f"; skipped {len(skipped)} unreadable" if skipped else ""))
+
+
+@cli.command("square")
+@click.argument("src")
+@click.option("--out", required=True, help="Output folder (new or empty); same relative paths, .png.")
+@click.option("--size", type=int, required=True)
+@click.option("--pad", "mode", flag_value="pad", default=True, help="Letterbox on white (the default).")
+@click.option("--crop", "mode", flag_value="crop", help="Centre-crop instead.")
+@ON_ERROR
+def square_cmd(src, out, size, mode, on_error):
+    """Resizes every image under SRC to SIZE x SIZE RGB PNGs, padding or cropping to a square."""
+    from data_pipelines.imagetools import square_images
+
+    r = square_images(src, out, size, mode, on_error=on_error, log=_err)
+    click.echo(f"wrote {r['written']} {size}x{size} images to {out}" + (f"; skipped {r['skipped']} unreadable" if r["skipped"] else ""))
+
+
+if __name__ == "__main__":
+    run_cli(cli, "python -m data_pipelines")
