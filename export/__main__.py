@@ -1,0 +1,11 @@
+"""python -m export tflite SOURCE --quant {fp32,fp16,dynamic,int8} --out DIR | python -m export report DIR"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from export.cli import cli  # noqa: E402
+from train.cli_support import run_cli  # noqa: E402
+
+if __name__ == "__main__":
+    run_cli(cli, "python -m export")
