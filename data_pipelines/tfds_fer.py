@@ -205,8 +205,8 @@ def load_tfds(name, size, channels, usage=None, limit=None, data_dir=None, manua
     manual_dir = manual_dir or params.get("manual_dir") or os.environ.get(MANUAL_DIR_ENV)
     data_dir = data_dir or params.get("data_dir") or os.environ.get(DATA_DIR_ENV) or None
     if base == "fer2013":
-        builder = prepare_fer2013(data_dir, manual_dir)
         split = split_for(usage)
+        builder = prepare_fer2013(data_dir, manual_dir)
     else:
         try:
             builder = tfds.builder(base, data_dir=data_dir)

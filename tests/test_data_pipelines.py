@@ -1,0 +1,417 @@
+"""data_pipelines sources on fixtures made here: image folders (every format and mode), labelled
+folders, corrupt files, FER-2013 CSV, built-in emoji, make_dataset, the TFDS builder and TFRecords."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from data_pipelines import FER_LABELS, DataError, load_source, load_sources, make_dataset  # noqa: E402
+from data_pipelines.sources import FER_CSV_LABELS, FER_CSV_TO_FOLDER, emoji_entries  # noqa: E402
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def solid(color, size=(20, 20), mode="RGB"):
+    return Image.new(mode, size, color)
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    """One image per format / mode, some in a nested folder."""
+    root = tmp_path / "mixed"
+    (root / "nested" / "deeper").mkdir(parents=True)
+    solid(RED).save(root / "a_rgb.png")
+    solid(RED).save(root / "b.jpg", quality=95)
+    solid(RED).save(root / "c.webp", lossless=True)
+    frames = [solid(RED).convert("P"), solid(BLUE).convert("P")]
+    frames[0].save(root / "d_anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    solid(128, mode="L").save(root / "nested" / "e_grey.png")
+    solid((255, 0, 0, 0), mode="RGBA").save(root / "nested" / "f_rgba_transparent.png")  # transparent -> white
+    solid(RED).quantize(4).save(root / "nested" / "deeper" / "g_palette.png")
+    (root / "notes.txt").write_text("not an image, and not an image extension either")
+    (root / ".hidden.png").write_bytes(b"ignored")
+    return root
+
+
+def test_folder_every_format_recursive(mixed_folder):
+    s = load_source(str(mixed_folder), 16, 3)
+    assert s.images.shape == (7, 16, 16, 3) and s.images.dtype == np.uint8
+    assert s.labels is None and s.skipped == []
+    by_name = dict(zip(s.names, s.images))
+    assert sorted(by_name) == ["a_rgb.png", "b.jpg", "c.webp", "d_anim.gif", "e_grey.png", "f_rgba_transparent.png", "g_palette.png"]
+    for name in ("a_rgb.png", "b.jpg", "c.webp", "d_anim.gif", "g_palette.png"):
+        r, g, b = by_name[name].reshape(-1, 3).mean(0)
+        assert r > 240 and g < 15 and b < 15, name  # red; the gif's first frame, not the blue second
+    assert (by_name["e_grey.png"] == 128).all()
+    assert (by_name["f_rgba_transparent.png"] == 255).all()
+
+
+def test_folder_grey_channels_and_limit(mixed_folder):
+    s = load_source(str(mixed_folder), 8, 1, limit=3)
+    assert s.images.shape == (3, 8, 8, 1)
+
+
+def test_labelled_folder(tmp_path):
+    for cls, color in (("happy", RED), ("sad", BLUE)):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            solid(color).save(tmp_path / cls / f"{i}.png")
+    solid(RED).save(tmp_path / "loose.png")  # no class: ignored when labelled
+    s = load_source(str(tmp_path), 12, 3, labeled=True)
+    assert s.class_names == ("happy", "sad")
+    assert s.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert (s.images[s.labels == 1][..., 2] > 240).all()
+    # Given class names fix the order (FER folder order) ...
+    s = load_source(str(tmp_path), 12, 3, labeled=True, class_names=FER_LABELS)
+    assert s.labels.tolist() == [FER_LABELS.index("happy")] * 3 + [FER_LABELS.index("sad")] * 3
+    # ... and an unknown folder is an error that names it.
+    (tmp_path / "bored").mkdir()
+    solid(RED).save(tmp_path / "bored" / "x.png")
+    with pytest.raises(DataError, match="bored"):
+        load_source(str(tmp_path), 12, 3, labeled=True, class_names=FER_LABELS)
+
+
+def test_unlabelled_folder_as_labelled_is_an_error(tmp_path):
+    solid(RED).save(tmp_path / "a.png")
+    with pytest.raises(DataError, match="no class sub-folders"):
+        load_source(str(tmp_path), 8, 3, labeled=True)
+
+
+@pytest.fixture
+def bad_folder(tmp_path):
+    root = tmp_path / "bad"
+    root.mkdir()
+    solid(RED).save(root / "good1.png")
+    solid(BLUE).save(root / "good2.jpg")
+    full = (tmp_path / "full.jpg")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(full)
+    data = full.read_bytes()
+    (root / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (root / "fake.png").write_text("this is text with an image extension")
+    (root / "empty.webp").write_bytes(b"")
+    return root
+
+
+def test_corrupt_files_skipped_and_counted(bad_folder):
+    s = load_source(str(bad_folder), 8, 3, on_error="skip")
+    assert sorted(s.names) == ["good1.png", "good2.jpg"]
+    assert len(s.skipped) == 3
+    joined = "\n".join(s.skipped)
+    for name in ("truncated.jpg", "fake.png", "empty.webp"):
+        assert str(bad_folder / name) in joined
+    assert all("\n" not in line for line in s.skipped)
+
+
+def test_corrupt_file_fatal(bad_folder):
+    with pytest.raises(DataError) as e:
+        load_source(str(bad_folder), 8, 3, on_error="fail")
+    msg = str(e.value)
+    assert str(bad_folder) in msg and "\n" not in msg
+    assert any(name in msg for name in ("truncated.jpg", "fake.png", "empty.webp"))
+
+
+def test_only_corrupt_files(tmp_path):
+    (tmp_path / "x.png").write_text("nope")
+    with pytest.raises(DataError, match="none of the 1 images"):
+        load_source(str(tmp_path), 8, 3)
+
+
+def test_empty_and_missing_paths(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.md").write_text("no images")
+    with pytest.raises(DataError, match=str(empty)):
+        load_source(str(empty), 8, 3)
+    missing = tmp_path / "missing"
+    with pytest.raises(DataError, match=f"not found: {missing}"):
+        load_source(str(missing), 8, 3)
+    with pytest.raises(DataError, match="FER CSV not found"):
+        load_source(str(tmp_path / "nope.csv"), 8, 3)
+
+
+# ---------- FER-2013 CSV ----------
+
+def fer_rows(emotions, usages=None, pixels=2304):
+    rows = []
+    for i, e in enumerate(emotions):
+        px = " ".join(str((i * 10 + k) % 256) for k in range(pixels))
+        rows.append([str(e), px] + ([usages[i]] if usages else []))
+    return rows
+
+
+def write_csv(path, rows, header=("emotion", "pixels", "Usage")):
+    with open(path, "w", newline="") as f:
+        f.write(",".join(header) + "\n")
+        for r in rows:
+            f.write(",".join(f'"{c}"' if " " in c else c for c in r) + "\n")
+    return str(path)
+
+
+def test_fer_label_order_constants():
+    assert FER_CSV_LABELS[4] == "sad" and FER_CSV_LABELS[6] == "neutral"
+    assert FER_LABELS[FER_CSV_TO_FOLDER[4]] == "sad" and FER_LABELS[FER_CSV_TO_FOLDER[6]] == "neutral"
+
+
+def test_fer_csv_good(tmp_path):
+    usages = ["Training", "Training", "PublicTest", "PrivateTest", "Training", "Training", "Training"]
+    path = write_csv(tmp_path / "fer.csv", fer_rows(range(7), usages))
+    s = load_source(path, 48, 1)
+    assert s.images.shape == (7, 48, 48, 1) and s.class_names == FER_LABELS
+    assert [FER_LABELS[i] for i in s.labels] == list(FER_CSV_LABELS)  # CSV 4 = sad, 6 = neutral
+    assert s.images[1, 0, 0, 0] == 10 and s.images[1, 0, 1, 0] == 11  # row-major pixels
+    train = load_source(path, 32, 3, usage="Training")
+    assert train.images.shape == (5, 32, 32, 3)
+    assert [FER_LABELS[i] for i in train.labels] == ["angry", "disgust", "sad", "surprise", "neutral"]
+    assert load_source(path, 48, 1, usage="PublicTest").labels.tolist() == [FER_LABELS.index("fear")]
+
+
+def test_fer_csv_wrong_column(tmp_path):
+    path = write_csv(tmp_path / "fer.csv", fer_rows([0]), header=("label", "pixels"))
+    with pytest.raises(DataError, match="missing column 'emotion'") as e:
+        load_source(path, 48, 1)
+    assert path in str(e.value)
+
+
+def test_fer_csv_wrong_pixel_count(tmp_path):
+    rows = fer_rows([0], ["Training"]) + fer_rows([1], ["Training"], pixels=2303)
+    path = write_csv(tmp_path / "fer.csv", rows)
+    with pytest.raises(DataError, match=r"fer\.csv:3: 2303 pixels, expected 2304"):
+        load_source(path, 48, 1)
+
+
+def test_fer_csv_bad_values(tmp_path):
+    path = write_csv(tmp_path / "a.csv", fer_rows([7], ["Training"]))
+    with pytest.raises(DataError, match="emotion 7 out of range"):
+        load_source(path, 48, 1)
+    path = write_csv(tmp_path / "b.csv", [["x", "1 2"]])
+    with pytest.raises(DataError, match="b.csv:2: unreadable row"):
+        load_source(path, 48, 1)
+
+
+def test_fer_csv_bad_usage(tmp_path):
+    path = write_csv(tmp_path / "fer.csv", fer_rows([0, 1], ["Training", "Validation"]))
+    with pytest.raises(DataError, match="fer.csv:3: unknown Usage 'Validation'"):
+        load_source(path, 48, 1)
+    good = write_csv(tmp_path / "good.csv", fer_rows([0], ["Training"]))
+    with pytest.raises(DataError, match="unknown FER usage 'Test'"):
+        load_source(good, 48, 1, usage="Test")
+    with pytest.raises(DataError, match="no rows with Usage=PrivateTest"):
+        load_source(good, 48, 1, usage="PrivateTest")
+    no_usage = write_csv(tmp_path / "nousage.csv", fer_rows([0]), header=("emotion", "pixels"))
+    assert len(load_source(no_usage, 48, 1)) == 1
+    with pytest.raises(DataError, match="no 'Usage' column"):
+        load_source(no_usage, 48, 1, usage="Training")
+
+
+# ---------- built-in emoji ----------
+
+def test_emoji_faces():
+    s = load_source("emoji:twemoji", 32, 3)
+    assert len(s) > 50 and s.images.shape[1:] == (32, 32, 3) and s.labels is None
+    assert len(s.names) == len(s)
+    assert "grinning face" in s.names and all("face" in n for n in s.names)
+    assert s.images.std() > 20  # real pictures, not blanks
+    assert (s.images[:, 0, 0] == 255).all(-1).mean() > 0.8  # transparent corners land on white (most emoji)
+    grey = load_source("emoji:twemoji", 16, 1, limit=5)
+    assert grey.images.shape == (5, 16, 16, 1)
+
+
+def test_emoji_categories_and_errors():
+    assert len(emoji_entries("all")) > 1000 > len(emoji_entries("faces"))
+    with pytest.raises(DataError, match="no built-in emoji in category"):
+        load_source("emoji:twemoji/no such category", 16, 3)
+    with pytest.raises(DataError, match="unknown emoji set"):
+        load_source("emoji:apple", 16, 3)
+    with pytest.raises(DataError, match="no class labels"):
+        load_source("emoji:twemoji", 16, 3, labeled=True)
+
+
+def test_load_sources_concatenates(tmp_path, mixed_folder):
+    s = load_sources([str(mixed_folder), "emoji:twemoji"], 16, 3, limit=4)
+    assert s.images.shape == (8, 16, 16, 3) and s.labels is None and len(s.names) == 8
+
+
+# ---------- make_dataset ----------
+
+def test_make_dataset_batches_onehot_augment():
+    images = np.arange(10 * 4 * 4 * 1, dtype=np.uint8).reshape(10, 4, 4, 1)
+    labels = np.arange(10, dtype=np.int32) % 3
+    calls = []
+
+    def augment(x, training=False):
+        calls.append(training)
+        return x + 1000.0
+
+    ds = make_dataset(images, labels, batch_size=4, num_classes=3)
+    batches = list(ds.as_numpy_iterator())
+    assert [b[0].shape for b in batches] == [(4, 4, 4, 1), (4, 4, 4, 1), (2, 4, 4, 1)]
+    assert batches[0][0].dtype == np.float32 and batches[0][1].shape == (4, 3)
+    assert np.array_equal(batches[0][1].argmax(1), labels[:4])
+    np.testing.assert_array_equal(batches[0][0], images[:4].astype(np.float32))  # no shuffle, 0..255 floats
+    train = list(make_dataset(images, labels, batch_size=4, training=True, augment=augment, drop_remainder=True, seed=1).as_numpy_iterator())
+    assert len(train) == 2 and calls and all(calls)
+    assert train[0][0].min() >= 1000  # augmentation applied in training
+    plain = next(iter(make_dataset(images, batch_size=10, augment=augment)))  # not training: no augment
+    assert plain.shape == (10, 4, 4, 1) and float(plain.numpy().max()) < 1000
+    rep = make_dataset(images, batch_size=4, repeat=True, training=True)
+    assert len(list(rep.take(7).as_numpy_iterator())) == 7
+
+
+def test_make_dataset_keras_augmentation():
+    import keras
+
+    aug = keras.Sequential([keras.layers.RandomFlip("horizontal", seed=0), keras.layers.RandomRotation(0.1, seed=0)])
+    images = np.random.default_rng(0).integers(0, 255, (8, 12, 12, 3), dtype=np.uint8)
+    x = next(iter(make_dataset(images, batch_size=8, training=True, augment=aug)))
+    assert x.shape == (8, 12, 12, 3) and np.isfinite(x.numpy()).all()
+
+
+# ---------- TFDS builder ----------
+
+def make_fer_folders(root, per_class=2, splits=("train", "test")):
+    for split in splits:
+        for i, cls in enumerate(FER_LABELS):
+            (root / split / cls).mkdir(parents=True)
+            for k in range(per_class):
+                Image.fromarray(np.full((48, 48), i * 30 + k, np.uint8)).save(root / split / cls / f"{k}.png")
+    return root
+
+
+def test_tfds_builder_folder_layout(tmp_path):
+    import tensorflow_datasets as tfds
+
+    import data_pipelines.tfds_fer  # noqa: F401 - registers "fer2013"
+
+    manual = make_fer_folders(tmp_path / "manual")
+    (manual / "train" / "angry" / "broken.jpg").write_text("not a jpeg")  # skipped with a warning
+    kwargs = {"download_config": tfds.download.DownloadConfig(manual_dir=str(manual))}
+    ds, info = tfds.load("fer2013", split="public_test", data_dir=str(tmp_path / "tfds"), with_info=True,
+                         as_supervised=True, download_and_prepare_kwargs=kwargs)
+    assert sorted(info.splits) == ["public_test", "train"]
+    assert info.features["label"].names == list(FER_LABELS)
+    assert info.splits["train"].num_examples == 14
+    pairs = list(tfds.as_numpy(ds))
+    assert len(pairs) == 14
+    for image, label in pairs:
+        assert image.shape == (48, 48, 1) and image.dtype == np.uint8
+        assert image[0, 0, 0] // 30 == label  # the label matches the folder the image came from
+    records = list((tmp_path / "tfds" / "fer2013" / "1.0.0").glob("*.tfrecord*"))
+    assert len(records) == 2
+    # Prepared once: a second load needs no manual directory.
+    s = load_source(f"tfds:fer2013?data_dir={tmp_path / 'tfds'}", 32, 3, usage="Training")
+    assert s.images.shape == (14, 32, 32, 3) and s.class_names == FER_LABELS
+    assert sorted(s.labels.tolist()) == sorted(list(range(7)) * 2)
+    with pytest.raises(DataError, match="no split 'private_test'"):
+        load_source(f"tfds:fer2013?data_dir={tmp_path / 'tfds'}", 32, 3, usage="PrivateTest")
+
+
+def test_tfds_builder_csv(tmp_path, monkeypatch):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    usages = ["Training"] * 4 + ["PublicTest", "PrivateTest", "PrivateTest"]
+    write_csv(manual / "fer2013.csv", fer_rows([4, 6, 0, 3, 4, 6, 5], usages))
+    monkeypatch.setenv("EMOTEKIT_FER_DIR", str(manual))
+    monkeypatch.setenv("EMOTEKIT_TFDS_DIR", str(tmp_path / "tfds"))
+    train = load_source("tfds:fer2013", 48, 1)  # default split: train
+    assert sorted(FER_LABELS[i] for i in train.labels) == ["angry", "happy", "neutral", "sad"]
+    private = load_source("tfds:fer2013", 48, 1, usage="PrivateTest")
+    assert sorted(FER_LABELS[i] for i in private.labels) == ["neutral", "surprise"]
+    assert len(load_source("tfds:fer2013", 48, 1, usage="public_test", limit=1)) == 1
+
+
+def test_tfds_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv("EMOTEKIT_FER_DIR", raising=False)
+    data_dir = tmp_path / "tfds"
+    with pytest.raises(DataError, match="manual directory not found"):
+        load_source(f"tfds:fer2013?data_dir={data_dir}", 48, 1)
+    (tmp_path / "m").mkdir()
+    with pytest.raises(DataError, match="neither fer2013.csv nor Kaggle folders"):
+        load_source(f"tfds:fer2013?data_dir={data_dir}&manual_dir={tmp_path / 'm'}", 48, 1)
+    with pytest.raises(DataError, match="unknown option"):
+        load_source("tfds:fer2013?manual=x", 48, 1)
+    make_fer_folders(tmp_path / "m", per_class=1, splits=("train",))
+    with pytest.raises(DataError, match="unknown FER usage"):
+        load_source(f"tfds:fer2013?data_dir={data_dir}&manual_dir={tmp_path / 'm'}", 48, 1, usage="Validation")
+    assert not data_dir.exists()  # a bad usage is caught before anything is prepared
+    (tmp_path / "m" / "train" / "bored").mkdir()
+    Image.new("L", (48, 48)).save(tmp_path / "m" / "train" / "bored" / "x.png")
+    with pytest.raises(DataError, match="unknown class folder 'bored'"):
+        load_source(f"tfds:fer2013?data_dir={data_dir}&manual_dir={tmp_path / 'm'}", 48, 1)
+    assert not list((data_dir / "fer2013").glob("*/dataset_info.json"))  # nothing half-prepared
+
+
+# ---------- TFRecords ----------
+
+@pytest.fixture
+def labelled(tmp_path):
+    root = tmp_path / "lab"
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b", "c"):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(root / cls / f"{cls}{i}.png")
+    return root
+
+
+def test_tfrecords_round_trip(tmp_path, labelled):
+    from data_pipelines.tfrecords import write_tfrecords
+
+    src = load_source(str(labelled), 10, 3, labeled=True)
+    out = tmp_path / "rec"
+    spec = write_tfrecords(src, str(out), shards=4, source=str(labelled))
+    assert sorted(os.listdir(out)) == sorted(spec["shards"] + ["spec.json"]) and len(spec["shards"]) == 4
+    on_disk = json.loads((out / "spec.json").read_text())
+    assert on_disk["image_shape"] == [10, 10, 3] and on_disk["labels"] == ["a", "b", "c"] and on_disk["count"] == 9
+    assert on_disk["source"] == str(labelled) and sum(on_disk["shard_counts"]) == 9
+    back = load_source(str(out), 10, 3, labeled=True)
+    np.testing.assert_array_equal(back.images, src.images)
+    np.testing.assert_array_equal(back.labels, src.labels)
+    assert back.class_names == src.class_names and back.names == src.names
+    small = load_source(str(out), 5, 1, limit=4)
+    assert small.images.shape == (4, 5, 5, 1) and small.labels.tolist() == src.labels[:4].tolist()
+    # The "://" route through tf.io.gfile (as gs:// takes), here with the local file:// scheme.
+    via_url = load_source(f"file://{out}", 10, 3)
+    np.testing.assert_array_equal(via_url.images, src.images)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+def test_tfrecords_sharding_by_file(tmp_path, labelled):
+    import tensorflow as tf
+
+    from data_pipelines.tfrecords import tfrecord_dataset, write_tfrecords
+
+    src = load_source(str(labelled), 10, 3, labeled=True)
+    write_tfrecords(src, str(tmp_path / "rec"), shards=3)
+    seen = []
+    for pid in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid)
+        seen.append([n.decode() for _, _, n in tfrecord_dataset(str(tmp_path / "rec"), input_context=ctx).as_numpy_iterator()])
+    assert seen[0] and seen[1] and not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == sorted(src.names)
+
+
+def test_tfrecords_unlabelled_and_errors(tmp_path, labelled):
+    from data_pipelines.tfrecords import write_tfrecords
+
+    src = load_source(str(labelled), 8, 1)
+    out = tmp_path / "rec"
+    write_tfrecords(src, str(out), shards=50)  # more shards than images: one per image
+    assert len(json.loads((out / "spec.json").read_text())["shards"]) == 9
+    back = load_source(str(out), 8, 1)
+    assert back.labels is None and back.class_names == ()
+    with pytest.raises(DataError, match="without labels"):
+        load_source(str(out), 8, 1, labeled=True)
+    with pytest.raises(DataError, match="output folder is not empty"):
+        write_tfrecords(src, str(out), shards=1)
+    (out / "spec.json").write_text("{broken")
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_source(str(out), 8, 1)
+    with pytest.raises(DataError, match="path not found"):
+        load_source(f"file://{tmp_path / 'nope'}", 8, 1)
