@@ -227,10 +227,7 @@ def write_image(rgb: np.ndarray, out: str) -> None:
         Image.fromarray(rgb).save(tmp, format=fmt)
 
 
-def run_image(em: Emojifier, path: str, out: str | None) -> str:
-    out = out or default_out(path, video=False)
-    check_image_out(out)
-    rgb = read_image(path)
+def run_image(em: Emojifier, rgb: np.ndarray, out: str) -> str:
     result, faces = em.process(rgb)
     for line in em.describe(faces):
         click.echo(line)
@@ -258,19 +255,20 @@ def open_capture(source, what: str):
     return cap, frame
 
 
-def run_stream(em: Emojifier, source, what: str, out: str | None, max_frames: int | None, fps_default: float = 30.0,
+def check_video_out(out: str) -> None:
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in VIDEO_CODECS:
+        raise UserError(f"--out {out}: unknown video format {ext or '(no extension)'} (use {', '.join(VIDEO_CODECS)})")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise UserError(f"--out {out}: folder {parent} does not exist")
+
+
+def run_stream(em: Emojifier, cap, frame, what: str, out: str | None, max_frames: int | None, fps_default: float = 30.0,
                every: int = 1) -> str | None:
-    """Video file or camera: emoji on every frame, the top-k printed every `every` frames."""
+    """Video file or camera (opened, first frame read): emoji on every frame, the top-k printed every `every` frames."""
     import cv2
 
-    if out is not None:
-        ext = os.path.splitext(out)[1].lower()
-        if ext not in VIDEO_CODECS:
-            raise UserError(f"--out {out}: unknown video format {ext or '(no extension)'} (use {', '.join(VIDEO_CODECS)})")
-        parent = os.path.dirname(os.path.abspath(out))
-        if not os.path.isdir(parent):
-            raise UserError(f"--out {out}: folder {parent} does not exist")
-    cap, frame = open_capture(source, what)
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and 1 <= fps <= 240 else fps_default
     h, w = frame.shape[:2]
@@ -340,13 +338,25 @@ def emojify(image, video, camera, out, top_k, model_path, detector, min_score, m
         raise UserError(f"image not found: {image}")
     if model_path is not None and not os.path.exists(model_path):
         raise UserError(f"model not found: {model_path}")
-    em = Emojifier(model_path, detector, top_k, min_score)
+    # Check the input and the output first: a bad one fails before the models load.
     if image is not None:
-        run_image(em, image, out)
-    elif video is not None:
-        run_stream(em, video, f"video {video}", out or default_out(video, video=True), max_frames, every=every)
-    else:
-        run_stream(em, camera, f"camera {camera}", out, max_frames, every=every)
+        out = out or default_out(image, video=False)
+        check_image_out(out)
+        rgb = read_image(image)
+        run_image(Emojifier(model_path, detector, top_k, min_score), rgb, out)
+        return
+    if video is not None:
+        out = out or default_out(video, video=True)
+    if out is not None:
+        check_video_out(out)
+    what = f"video {video}" if video is not None else f"camera {camera}"
+    cap, frame = open_capture(video if video is not None else camera, what)
+    try:
+        em = Emojifier(model_path, detector, top_k, min_score)
+    except BaseException:
+        cap.release()
+        raise
+    run_stream(em, cap, frame, what, out, max_frames, every=every)
 
 
 COMMANDS = [emojify]
