@@ -72,7 +72,7 @@ def decode_image(path: str, size: int | None, channels: int, mode: str = "crop")
             arr = np.asarray(img, dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
-    except (OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     if arr.ndim == 2:
         arr = arr[..., None]

@@ -49,7 +49,7 @@ def open_rgb(path: str) -> Image.Image:
             return to_mode(img, 3)
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
-    except (OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
