@@ -170,3 +170,43 @@ def test_haar_fallback_finds_real_faces():
     found = sum(any(near(f, (200, 70), 160) for f in det.detect(paste(face))) for face in fer_faces("happy", 10))
     assert found >= 4, f"Haar found {found}/10 real faces"
     assert det.detect(np.full((200, 300, 3), 128, np.uint8)) == []
+
+
+# --- setup_assets ------------------------------------------------------------------------------
+
+def test_setup_assets_extracts_from_a_wheel_and_mirrors_litertjs(tmp_path):
+    import zipfile
+
+    from mobile_demo import setup_assets as sa
+    from train.cli_support import UserError
+
+    model = b"\x1c\x00\x00\x00TFL3" + bytes(2000)
+    wheel = tmp_path / "mediapipe-0.10.21-cp311-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(sa.WHEEL_MEMBER, model)
+        z.writestr("mediapipe/__init__.py", "")
+    dest = tmp_path / "vendor" / "face.tflite"
+    sa.fetch_blazeface(str(dest), wheel=str(wheel), quiet=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert dest.read_bytes() == model and dest.stat().st_mode & 0o777 == 0o666 & ~umask
+    sa.fetch_blazeface(str(dest), wheel=str(tmp_path / "missing.whl"), quiet=True)  # already there: no work
+    bad = tmp_path / "bad.whl"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("other.txt", "x")
+    with pytest.raises(UserError, match="has no mediapipe/modules"):
+        sa.extract_blazeface(str(bad), str(tmp_path / "x.tflite"))
+    assert not (tmp_path / "x.tflite").exists()
+
+    nm = tmp_path / "node_modules" / "@litertjs"
+    for pkg in ("core", "wasm-utils"):
+        os.makedirs(nm / pkg / "dist")
+        (nm / pkg / "package.json").write_text("{}")
+        (nm / pkg / "dist" / "index.js").write_text(f"// {pkg}")
+    os.makedirs(nm / "core" / "wasm")
+    (nm / "core" / "wasm" / "litert_wasm_internal.wasm").write_bytes(b"\0asm")
+    vendor = tmp_path / "static" / "vendor"
+    assert len(sa.copy_litertjs(str(tmp_path / "node_modules"), str(vendor), quiet=True)) == 2
+    assert (vendor / "litertjs" / "core" / "wasm" / "litert_wasm_internal.wasm").read_bytes() == b"\0asm"
+    assert (vendor / "litertjs" / "wasm-utils" / "dist" / "index.js").read_text() == "// wasm-utils"
+    assert sa.copy_litertjs(str(tmp_path / "nothing"), str(vendor), quiet=True) == []
