@@ -234,3 +234,25 @@ def test_emojify_errors_are_one_line(case, models, face_picture, tmp_path, monke
     assert code == 2
     assert err.strip().count("\n") == 0 and expect in err and "Traceback" not in err
     assert set(os.listdir(tmp_path)) - before == set()  # nothing written, not even a temporary file
+
+
+def test_paste_emoji_blends_clips_and_turns():
+    from mobile_demo.emojify import eye_angle, paste_emoji
+    from mobile_demo.face_detector import Face
+
+    frame = np.zeros((50, 60, 3), np.uint8)
+    sprite = np.zeros((72, 72, 4), np.uint8)
+    sprite[..., 0] = 255
+    sprite[..., 3] = 255
+    sprite[:, :36, 3] = 128  # left half half-transparent
+    paste_emoji(frame, sprite, (30, 20, 70, 60))  # partly outside the frame
+    assert frame[:20].sum() == 0 and frame[:, :30].sum() == 0 and frame[..., 1:].sum() == 0
+    assert frame[45, 55, 0] == 255 and abs(int(frame[45, 35, 0]) - 128) <= 2
+    face = Face(0, 0, 10, 10, 1.0, np.array([[10, 10], [20, 20], [0, 0], [0, 0], [0, 0], [0, 0]], np.float32))
+    assert eye_angle(face) == pytest.approx(45.0)
+    assert eye_angle(Face(0, 0, 10, 10, 1.0)) == 0.0
+    turned = np.zeros((40, 40, 3), np.uint8)
+    bar = np.zeros((72, 72, 4), np.uint8)
+    bar[30:42, :, 0] = bar[30:42, :, 3] = 255  # a horizontal bar ...
+    paste_emoji(turned, bar, (0, 0, 40, 40), angle_deg=90)  # ... turned upright
+    assert turned[2:38, 18:22, 0].mean() > 200 and turned[18:22, 2:8, 0].mean() < 30
