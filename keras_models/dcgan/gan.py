@@ -1,0 +1,142 @@
+"""The DCGAN training wrapper (keras-io `dcgan_overriding_train_step` style).
+
+`DCGAN(discriminator, generator, latent_dim)` is a subclassed `keras.Model` used only for
+training; the generator and discriminator stay functional models that can be saved and
+exported on their own. One step follows the PyTorch tutorial: the discriminator learns from a
+real and a fake batch, then the generator learns from the discriminator's new opinion of the
+same fakes. Optional: DiffAugment before the discriminator, one-sided label smoothing, label
+noise (flipped discriminator targets), and an EMA copy of the generator.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_models.dcgan.augment import diff_augment, parse_policy
+
+
+@keras.saving.register_keras_serializable(package="emotekit")
+class DCGAN(keras.Model):
+    """Trains `generator` against `discriminator`.
+
+    Args:
+        discriminator: keras.Model. Image in [-1, 1] -> probability real, shape (batch, 1).
+        generator: keras.Model. Noise (batch, latent_dim) -> image in [-1, 1].
+        latent_dim: int. The generator's noise size.
+        augment: str. DiffAugment policy ("color,translation,cutout") or "" for none.
+        label_smoothing: float. Real targets become 1 - label_smoothing (one-sided).
+        label_noise: float. Probability of flipping each discriminator target.
+        ema_decay: float. When > 0, keeps `ema_generator`, an exponential moving average of the
+            generator's weights (sharper, steadier samples). Defaults to 0 (off).
+        seed: int. Seed of the noise and augmentation generator.
+
+    Example:
+        >>> g, d = get_preset("pytorch-tutorial").build(32)
+        >>> gan = DCGAN(d, g, latent_dim=100)
+        >>> gan.compile(keras.optimizers.Adam(2e-4, 0.5), keras.optimizers.Adam(2e-4, 0.5),
+        ...             keras.losses.BinaryCrossentropy())
+        >>> gan.fit(dataset_of_images_in_minus1_1, epochs=1)
+    """
+
+    def __init__(self, discriminator, generator, latent_dim, augment="", label_smoothing=0.0, label_noise=0.0,
+                 ema_decay=0.0, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5). Received: label_smoothing={label_smoothing}")
+        if not 0.0 <= label_noise < 0.5:
+            raise ValueError(f"label_noise must be in [0, 0.5). Received: label_noise={label_noise}")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1). Received: ema_decay={ema_decay}")
+        self.discriminator = discriminator
+        self.generator = generator
+        self.latent_dim = int(latent_dim)
+        self.augment = ",".join(parse_policy(augment))
+        self.label_smoothing = float(label_smoothing)
+        self.label_noise = float(label_noise)
+        self.ema_decay = float(ema_decay)
+        self.seed = int(seed)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.ema_generator = None
+        if self.ema_decay > 0:
+            self.ema_generator = keras.models.clone_model(generator)
+            self.ema_generator.set_weights(generator.get_weights())
+            self.ema_generator.trainable = False
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        self.built = True  # the parts are built functional models
+
+    def compile(self, d_optimizer, g_optimizer, loss_fn, **kwargs):
+        # `optimizer` is the generator's, so Keras' default (an unused RMSprop) never enters checkpoints.
+        super().compile(optimizer=g_optimizer, **kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.loss_fn = loss_fn
+        # Build the optimizers now so BackupAndRestore can load their state before the first step.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def call(self, noise, training=False):
+        return self.generator(noise, training=training)
+
+    def _aug(self, x, seed):
+        return diff_augment(x, self.augment, seed) if self.augment else x
+
+    def _targets(self, shape, real: bool):
+        y = tf.ones(shape) * (1.0 - self.label_smoothing) if real else tf.zeros(shape)
+        if self.label_noise > 0:
+            flip = keras.random.uniform(shape, seed=self.seed_generator) < self.label_noise
+            y = tf.where(flip, 1.0 - y, y)
+        return y
+
+    def train_step(self, real_images):
+        if isinstance(real_images, tuple):
+            real_images = real_images[0]
+        batch = tf.shape(real_images)[0]
+        noise = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        seeds = tf.random.experimental.stateless_split(tf.cast(self.seed_generator.next(), tf.int64), 3)
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(noise, training=True)
+            with g_tape.stop_recording():
+                with tf.GradientTape() as d_tape:
+                    p_real = self.discriminator(self._aug(real_images, seeds[0]), training=True)
+                    p_fake = self.discriminator(self._aug(tf.stop_gradient(fake), seeds[1]), training=True)
+                    d_loss = self.loss_fn(self._targets(tf.shape(p_real), True), p_real) + \
+                        self.loss_fn(self._targets(tf.shape(p_fake), False), p_fake)
+                d_vars = self.discriminator.trainable_variables
+                self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+            p_gen = self.discriminator(self._aug(fake, seeds[2]), training=True)
+            g_loss = self.loss_fn(tf.ones_like(p_gen), p_gen)
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+        if self.ema_generator is not None:
+            for e, w in zip(self.ema_generator.weights, self.generator.weights):
+                e.assign(self.ema_decay * e + (1.0 - self.ema_decay) * w)
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(tf.reduce_mean(p_real))
+        self.d_fake_tracker.update_state(tf.reduce_mean(p_fake))
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "latent_dim": self.latent_dim, "augment": self.augment, "label_smoothing": self.label_smoothing,
+            "label_noise": self.label_noise, "ema_decay": self.ema_decay, "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        return cls(**config)

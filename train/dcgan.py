@@ -1,0 +1,326 @@
+"""`python -m train dcgan` (DCGAN emote generator) and `python -m train dcgan-sample` (claimable ids).
+
+A run directory holds options.json ("kind": "dcgan"), generator.keras (plus generator_ema.keras
+with --ema-decay), samples/epoch_NNNN.png (a grid of ids 0..N-1, the same noise every epoch),
+progress.gif, log.csv and tensorboard/ (d_loss, g_loss, d_real, d_fake, diversity), and
+metrics.json (diversity and novelty of the final samples).
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import time
+
+import click
+import numpy as np
+
+from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
+from train.common import common_options, dry_run, start_run, training_callbacks, with_user_errors
+
+DEFAULT_DATA = ("emoji:twemoji/all",)
+SMALL_DATA = 5000  # DiffAugment on by default below this many images
+
+
+@click.command("dcgan")
+@common_options({"epochs": 25, "batch_size": 64, "preset": "pytorch-tutorial"})
+@click.option("--augment", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help=f"DiffAugment before the discriminator; auto = on for data sets under {SMALL_DATA} images.")
+@click.option("--policy", default="color,translation,cutout", show_default=True, help="DiffAugment policy.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 0.49), default=0.1, show_default=True, help="One-sided: real targets 1 - x.")
+@click.option("--label-noise", type=click.FloatRange(0, 0.49), default=0.0, show_default=True, help="Probability of flipping a discriminator target.")
+@click.option("--ema-decay", type=click.FloatRange(0, 0.9999), default=0.0, show_default=True, help="Keep an EMA generator (e.g. 0.999); 0 = off.")
+@click.option("--width", type=click.IntRange(min=4), default=None, help="Generator width (ngf; default the preset's).")
+@click.option("--d-width", type=click.IntRange(min=4), default=None, help="Discriminator width (ndf; default the preset's).")
+@click.option("--jit-compile/--no-jit-compile", default=False, show_default=True, help="XLA for the train step (measure first: benchmarks/bench_dcgan.py).")
+@click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each epoch's grid.")
+@click.option("--collapse-threshold", type=click.FloatRange(0, 1), default=0.35, show_default=True,
+              help="Warn when the samples' mean pairwise distance falls below this fraction of the data's.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Minutes: stop cleanly after the epoch that would pass it.")
+@with_user_errors
+def dcgan(**options):
+    """Train a DCGAN emote generator (default data: all built-in Twemoji)."""
+    from keras_models.dcgan import PRESETS, parse_policy
+
+    if options["preset"] not in PRESETS:
+        raise UserError(f"unknown --preset {options['preset']!r} for dcgan; choose one of {', '.join(sorted(PRESETS))}")
+    preset = PRESETS[options["preset"]]
+    parse_policy(options["policy"])
+    options["data"] = list(options["data"] or DEFAULT_DATA)
+    size = options["image_size"] = options["image_size"] or preset.image_size
+    if size not in (32, 64, 128):
+        raise UserError(f"--image-size must be 32, 64 or 128 for dcgan, got {size}")
+    options["lr"] = options["lr"] or preset.lr
+    options["nz"] = preset.nz
+    if options["dry_run"]:
+        dry_run(options)
+        return
+    run_dir, options, resumed = start_run("dcgan", options, f"{options['preset']}{options['image_size']}")
+    fit_dcgan(run_dir, options, resumed)
+
+
+def fit_dcgan(run_dir, options, resumed):
+    import keras
+
+    from data_pipelines import load_sources, make_dataset
+    from keras_models.dcgan import DCGAN, get_preset
+
+    keras.utils.set_random_seed(options["seed"])
+    preset = get_preset(options["preset"])
+    size = options["image_size"]
+    data = load_sources(options["data"], size, 3, labeled=False, limit=options["limit"], on_error=options["on_error"])
+    n = len(data)
+    if n < 2:
+        raise UserError(f"dcgan needs at least 2 training images; {', '.join(options['data'])} gave {n}")
+    bs = min(options["batch_size"], n)
+    augment = options["augment"] == "on" or (options["augment"] == "auto" and n < SMALL_DATA)
+    click.echo(f"train: {n} images at {size}x{size}, batch {bs}; DiffAugment {'on (' + options['policy'] + ')' if augment else 'off'}"
+               f"; skipped {len(data.skipped)} unreadable")
+    ds = make_dataset(data.images, None, bs, training=True, seed=options["seed"], drop_remainder=True)
+    ds = ds.map(lambda x: x / 127.5 - 1.0)
+
+    generator, discriminator = preset.build(size, options.get("width"), options.get("d_width"))
+    gan = DCGAN(discriminator, generator, preset.nz, augment=options["policy"] if augment else "",
+                label_smoothing=options["label_smoothing"], label_noise=options["label_noise"],
+                ema_decay=options["ema_decay"], seed=options["seed"])
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
+        g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
+        loss_fn=keras.losses.BinaryCrossentropy(),
+        jit_compile=options["jit_compile"],
+    )
+    initial_epoch = 0
+    final = os.path.join(run_dir, "gan.weights.h5")
+    if resumed and not os.path.isdir(os.path.join(run_dir, "backup")) and os.path.isfile(final):
+        # A finished run continued with more --epochs: start from its final weights and optimizer state.
+        gan.load_weights(final)
+        initial_epoch = _epochs_done(run_dir)
+        if initial_epoch >= options["epochs"]:
+            raise UserError(f"{run_dir} already trained {initial_epoch} epochs; pass a larger --epochs to continue it")
+        click.echo(f"continuing the finished run from epoch {initial_epoch}")
+    monitor = gan_monitor(run_dir, gan, data.images, options["n_samples"], options["collapse_threshold"],
+                          time_limit=options.get("time_limit"))
+    callbacks = [monitor] + training_callbacks(run_dir, resumed)
+    gan.fit(ds, epochs=options["epochs"], initial_epoch=initial_epoch, callbacks=callbacks,
+            verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
+    click.echo(f"done: {run_dir} (generator {os.path.join(run_dir, 'generator.keras')}, samples {monitor.samples_dir})")
+
+
+def _epochs_done(run_dir) -> int:
+    import json
+
+    path = os.path.join(run_dir, "state.json")
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f).get("epochs_done", 0))
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def grid(images: np.ndarray, cols: int | None = None, pad: int = 2) -> np.ndarray:
+    """uint8 (N, H, W, C) -> one uint8 image with the tiles in rows, white gutters."""
+    n, h, w, c = images.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, q = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = im
+    return out
+
+
+def save_png(path: str, image: np.ndarray) -> None:
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(tmp, format="PNG")
+
+
+def mean_pairwise_distance(x: np.ndarray) -> float:
+    """Mean L2 distance between distinct rows of x (N, D), as RMS per pixel."""
+    x = x.reshape(len(x), -1).astype(np.float64)
+    sq = (x**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0)
+    n = len(x)
+    return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean() / math.sqrt(x.shape[1]))
+
+
+def nearest_distances(samples: np.ndarray, data: np.ndarray, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """RMS-per-pixel distance of each sample to its nearest data row, and that row's index."""
+    s = samples.reshape(len(samples), -1).astype(np.float64)
+    d = data.reshape(len(data), -1).astype(np.float64)
+    d2 = np.maximum((s**2).sum(1)[:, None] + (d**2).sum(1)[None, :] - 2 * s @ d.T, 0)
+    if exclude_self:
+        np.fill_diagonal(d2, np.inf)
+    idx = d2.argmin(1)
+    return np.sqrt(d2[np.arange(len(s)), idx] / s.shape[1]), idx
+
+
+def novelty(samples: np.ndarray, data: np.ndarray, rng=None, reference: int = 512) -> dict:
+    """Novelty of samples (both in [-1, 1]): their nearest-neighbour distance to the training set,
+    against the training images' own nearest-neighbour distance to each other. A ratio near 0
+    means the generator copies training images; around 1 or above, it does not."""
+    rng = rng or np.random.default_rng(0)
+    nn_s, idx = nearest_distances(samples, data)
+    ref = data[rng.choice(len(data), min(reference, len(data)), replace=False)]
+    nn_d, _ = nearest_distances(ref, ref, exclude_self=True) if len(ref) > 1 else (np.array([np.nan]), None)
+    return {"sample_nn_median": float(np.median(nn_s)), "data_nn_median": float(np.median(nn_d)),
+            "novelty_ratio": float(np.median(nn_s) / max(np.median(nn_d), 1e-9)),
+            "closest_sample_nn": float(nn_s.min()), "nearest_index": idx.tolist()}
+
+
+def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35, seed=0, time_limit=None):
+    """A GANMonitor callback (defined lazily so that `python -m train --help` does not import Keras)."""
+    import keras
+
+    class GANMonitor(keras.callbacks.Callback):
+        """Each epoch: a sample grid of ids 0..N-1 (fixed noise), the samples' diversity (logged, and a
+        warning when it collapses). At the end: progress.gif, generator.keras, metrics.json, novelty.png."""
+
+        def __init__(self, run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35, seed=0):
+            super().__init__()
+            from keras_models.dcgan import noise_for_ids
+
+            self.run_dir, self.gan = run_dir, gan
+            self.samples_dir = ensure_writable_dir(os.path.join(run_dir, "samples"))
+            self.noise = noise_for_ids(range(n_samples), gan.latent_dim)
+            rng = np.random.default_rng(seed)
+            pick = rng.choice(len(data_uint8), min(len(data_uint8), 2048), replace=False)
+            self.data = data_uint8[pick].astype(np.float32) / 127.5 - 1.0
+            self.data_uint8 = data_uint8[pick]
+            self.data_diversity = mean_pairwise_distance(self.data[: min(256, len(self.data))])
+            self.collapse_threshold = collapse_threshold
+            self.last = None
+            self.epochs_done = 0
+            self.peak = 0.0
+            self.time_limit = time_limit * 60 if time_limit else None
+
+        def _generate(self, model):
+            return np.asarray(model(self.noise, training=False))
+
+        def on_epoch_end(self, epoch, logs=None):
+            imgs = self._generate(self.gan.generator)
+            save_png(os.path.join(self.samples_dir, f"epoch_{epoch + 1:04d}.png"), grid(to_uint8(imgs)))
+            if self.gan.ema_generator is not None:
+                ema = self._generate(self.gan.ema_generator)
+                save_png(os.path.join(self.samples_dir, f"ema_epoch_{epoch + 1:04d}.png"), grid(to_uint8(ema)))
+            ratio = mean_pairwise_distance(imgs) / max(self.data_diversity, 1e-9)
+            if logs is not None:
+                logs["diversity"] = ratio
+            self.peak = max(self.peak, ratio)
+            # An untrained generator's samples all look alike: warn on a drop, or when it never got going.
+            if ratio < self.collapse_threshold and (self.peak >= self.collapse_threshold or epoch + 1 >= 5):
+                click.echo(f"\nwarning: sample diversity collapsed at epoch {epoch + 1}: mean pairwise distance is {ratio:.2f} of the "
+                           f"data's (threshold {self.collapse_threshold}); consider more augmentation, a lower --lr or --label-noise", err=True)
+            self.last = imgs
+            self.epochs_done = epoch + 1
+            if self.time_limit:
+                now = time.monotonic()
+                if now - self.t0 + (now - self.t_epoch) > self.time_limit:
+                    click.echo(f"\nstopping after epoch {epoch + 1}: --time-limit reached (continue with --resume {self.run_dir} --epochs N)", err=True)
+                    self.model.stop_training = True
+
+        def on_train_begin(self, logs=None):
+            self.t0 = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t_epoch = time.monotonic()
+
+        def on_train_end(self, logs=None):
+            with atomic_path(os.path.join(self.run_dir, "gan.weights.h5"), suffix=".weights.h5") as tmp:
+                self.gan.save_weights(tmp)
+            write_json(os.path.join(self.run_dir, "state.json"), {"epochs_done": self.epochs_done})
+            gen_path = os.path.join(self.run_dir, "generator.keras")
+            with atomic_path(gen_path) as tmp:
+                self.gan.generator.save(tmp)
+            if self.gan.ema_generator is not None:
+                with atomic_path(os.path.join(self.run_dir, "generator_ema.keras")) as tmp:
+                    self.gan.ema_generator.save(tmp)
+            imgs = self._generate(self.gan.ema_generator or self.gan.generator)
+            nov = novelty(imgs, self.data)
+            nearest = nov.pop("nearest_index")
+            metrics = dict(nov, diversity=mean_pairwise_distance(imgs) / max(self.data_diversity, 1e-9),
+                           data_diversity_rms=self.data_diversity, samples=len(imgs),
+                           generator="generator_ema.keras" if self.gan.ema_generator is not None else "generator.keras")
+            write_json(os.path.join(self.run_dir, "metrics.json"), metrics)
+            k = min(16, len(imgs))
+            pairs = np.concatenate([to_uint8(imgs[:k]), self.data_uint8[nearest[:k]]])
+            save_png(os.path.join(self.run_dir, "novelty.png"), grid(pairs, cols=k))
+            make_gif(sorted(glob.glob(os.path.join(self.samples_dir, "epoch_*.png"))), os.path.join(self.run_dir, "progress.gif"))
+            click.echo(f"diversity {metrics['diversity']:.2f} of the data's; novelty ratio {metrics['novelty_ratio']:.2f} "
+                       f"(sample-to-training NN distance / training NN distance; ~0 would mean copying)")
+
+    return GANMonitor(run_dir, gan, data_uint8, n_samples, collapse_threshold, seed)
+
+
+def make_gif(frames: list[str], path: str, ms: int = 300) -> None:
+    from PIL import Image
+
+    if not frames:
+        return
+    images = [Image.open(f).convert("RGB") for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:] + [images[-1]] * 3, duration=ms, loop=0)
+
+
+@click.command("dcgan-sample")
+@click.argument("run", type=click.Path())
+@click.option("--id", "first_id", type=click.IntRange(0, 2**32 - 1), required=True, help="Emote id (0..4294967295): its noise is fixed forever.")
+@click.option("--count", type=click.IntRange(1, 10000), default=1, show_default=True, help="Ids id, id+1, ... id+count-1.")
+@click.option("--out", required=True, type=click.Path(), help="A .png file (count 1, or stem-<id>.png for each id) or a folder (emote-<id>.png).")
+@click.option("--ema/--no-ema", default=True, show_default=True, help="Use generator_ema.keras when the run has one.")
+@click.option("--scale", type=click.IntRange(1, 16), default=1, show_default=True, help="Nearest-neighbour upscaling factor.")
+def dcgan_sample(run, first_id, count, out, ema, scale):
+    """Write the emotes of claimable ids: the same id always gives the same image."""
+    paths = sample_ids(run, first_id, count, out, ema, scale)
+    for p in paths[:5]:
+        click.echo(p)
+    if len(paths) > 5:
+        click.echo(f"... {len(paths)} files")
+
+
+def generator_path(run: str, ema: bool = True) -> str:
+    if os.path.isfile(run) and run.endswith(".keras"):
+        return run
+    load_run_options(run, "dcgan")
+    for name in (["generator_ema.keras"] if ema else []) + ["generator.keras"]:
+        p = os.path.join(run, name)
+        if os.path.isfile(p):
+            return p
+    raise UserError(f"{run} has no generator.keras yet (training not finished?)")
+
+
+def sample_ids(run, first_id, count, out, ema=True, scale=1) -> list[str]:
+    from keras_models.dcgan import MAX_ID, noise_for_ids
+
+    if first_id + count - 1 > MAX_ID:
+        raise UserError(f"ids {first_id}..{first_id + count - 1} go past the largest id {MAX_ID}")
+    path = generator_path(run, ema)
+    import keras
+
+    try:
+        gen = keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError) as e:
+        raise UserError(f"cannot load generator {path}: {str(e).splitlines()[0]}") from None
+    nz = gen.input_shape[-1]
+    ids = list(range(first_id, first_id + count))
+    imgs = to_uint8(np.asarray(gen.predict(noise_for_ids(ids, nz), batch_size=64, verbose=0)))
+    if scale > 1:
+        imgs = imgs.repeat(scale, axis=1).repeat(scale, axis=2)
+    if out.lower().endswith(".png"):
+        ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
+        stem = out[:-4]
+        paths = [out] if count == 1 else [f"{stem}-{i}.png" for i in ids]
+    else:
+        ensure_writable_dir(out)
+        paths = [os.path.join(out, f"emote-{i}.png") for i in ids]
+    for p, im in zip(paths, imgs):
+        save_png(p, im)
+    return paths
+
+
+COMMANDS = [dcgan, dcgan_sample]
