@@ -106,6 +106,8 @@ def iter_fer_csv(path):
         for lineno, row in enumerate(reader, start=2):
             if not row:
                 continue
+            if len(row) < len(header):
+                raise DataError(f"{path}:{lineno}: {len(row)} column(s), expected {len(header)} ({','.join(header)})")
             try:
                 emotion = int(row[ie])
                 pixels = np.array(row[ip].split(), dtype=np.int64)
@@ -199,9 +201,24 @@ def load_emoji(spec: str, size: int, channels: int, limit=None):
     return ImageSet(images, None, (), [n for n, _, _ in entries])
 
 
+def remap_labels(data: ImageSet, class_names, spec: str = "") -> ImageSet:
+    """Re-indexes `data.labels` to `class_names` order (names missing there are an error)."""
+    if data.labels is None or class_names is None or tuple(data.class_names) == tuple(class_names):
+        return data
+    class_names = tuple(class_names)
+    unknown = [c for c in data.class_names if c not in class_names]
+    if unknown:
+        raise DataError(f"{spec or 'data'}: class(es) {unknown} not in the expected {list(class_names)}")
+    table = np.array([class_names.index(c) for c in data.class_names], np.int32)
+    return ImageSet(data.images, table[data.labels], class_names, data.names, data.skipped)
+
+
 def load_source(spec: str, size: int, channels: int, labeled=False, class_names=None, limit=None,
                 usage=None, on_error="skip") -> ImageSet:
-    """Loads one `--data` value. See the module docstring for the accepted forms."""
+    """Loads one `--data` value. See the module docstring for the accepted forms.
+
+    With `class_names`, labels come back in that order whatever the source's own order.
+    """
     if spec.startswith("emoji:"):
         if labeled:
             raise DataError(f"{spec} has no class labels; a classifier needs a labelled folder or a FER CSV")
@@ -209,31 +226,35 @@ def load_source(spec: str, size: int, channels: int, labeled=False, class_names=
     if spec.startswith("tfds:"):
         from data_pipelines.tfds_fer import load_tfds
 
-        return load_tfds(spec[5:], size, channels, usage=usage, limit=limit)
+        return remap_labels(load_tfds(spec[5:], size, channels, usage=usage, limit=limit), class_names, spec)
     if spec.lower().endswith(".csv"):
-        return load_fer_csv(spec, size, channels, usage=usage, limit=limit)
+        return remap_labels(load_fer_csv(spec, size, channels, usage=usage, limit=limit), class_names, spec)
     if "://" in spec or (os.path.isdir(spec) and os.path.exists(os.path.join(spec, "spec.json"))):
         from data_pipelines.tfrecords import load_tfrecords
 
         records = load_tfrecords(spec, size, channels, limit=limit)
         if labeled and records.labels is None:
             raise DataError(f"{spec} was written without labels; rewrite it with `python -m data_pipelines tfrecords --labeled`")
-        return records
+        return remap_labels(records, class_names, spec)
     return load_folder(spec, size, channels, labeled=labeled, class_names=class_names, limit=limit, on_error=on_error)
 
 
 def load_sources(specs, size, channels, **kw) -> ImageSet:
     """Several `--data` values concatenated (labels dropped unless every source has them)."""
+    specs = list(specs)
     sets = [load_source(s, size, channels, **kw) for s in specs]
     if len(sets) == 1:
         return sets[0]
-    labels = None
+    labels, class_names = None, sets[0].class_names
     if all(s.labels is not None for s in sets):
+        # One label space for all: the first source's order, then classes only later sources have.
+        class_names = tuple(dict.fromkeys(c for s in sets for c in s.class_names))
+        sets = [remap_labels(s, class_names, spec) for s, spec in zip(sets, specs)]
         labels = np.concatenate([s.labels for s in sets])
     return ImageSet(
         np.concatenate([s.images for s in sets]),
         labels,
-        sets[0].class_names,
+        class_names,
         sum((s.names for s in sets), []),
         sum((s.skipped for s in sets), []),
     )

@@ -190,7 +190,10 @@ def test_fer_csv_bad_values(tmp_path):
     path = write_csv(tmp_path / "a.csv", fer_rows([7], ["Training"]))
     with pytest.raises(DataError, match="emotion 7 out of range"):
         load_source(path, 48, 1)
-    path = write_csv(tmp_path / "b.csv", [["x", "1 2"]])
+    path = write_csv(tmp_path / "c.csv", fer_rows([1]))  # a header with Usage, a row without
+    with pytest.raises(DataError, match="c.csv:2: 2 column"):
+        load_source(path, 48, 1)
+    path = write_csv(tmp_path / "b.csv", [["x", "1 2", "Training"]])
     with pytest.raises(DataError, match="b.csv:2: unreadable row"):
         load_source(path, 48, 1)
 
@@ -236,6 +239,21 @@ def test_emoji_categories_and_errors():
 def test_load_sources_concatenates(tmp_path, mixed_folder):
     s = load_sources([str(mixed_folder), "emoji:twemoji"], 16, 3, limit=4)
     assert s.images.shape == (8, 16, 16, 3) and s.labels is None and len(s.names) == 8
+
+
+def test_load_sources_one_label_space(tmp_path):
+    for root, classes in (("one", ("happy", "sad")), ("two", ("angry", "sad"))):
+        for cls in classes:
+            (tmp_path / root / cls).mkdir(parents=True)
+            solid(RED).save(tmp_path / root / cls / "x.png")
+    s = load_sources([str(tmp_path / "one"), str(tmp_path / "two")], 8, 3, labeled=True)
+    assert s.class_names == ("happy", "sad", "angry")
+    assert [s.class_names[i] for i in s.labels] == ["happy", "sad", "angry", "sad"]
+    csv_path = write_csv(tmp_path / "fer.csv", fer_rows([4]), header=("emotion", "pixels"))  # CSV 4 = sad
+    s = load_sources([str(tmp_path / "one"), csv_path], 48, 1, labeled=True, class_names=FER_LABELS)
+    assert s.class_names == FER_LABELS and [FER_LABELS[i] for i in s.labels] == ["happy", "sad", "sad"]
+    with pytest.raises(DataError, match="not in the expected"):
+        load_source(csv_path, 48, 1, labeled=True, class_names=("happy", "neutral"))
 
 
 # ---------- make_dataset ----------
@@ -308,6 +326,9 @@ def test_tfds_builder_folder_layout(tmp_path):
     s = load_source(f"tfds:fer2013?data_dir={tmp_path / 'tfds'}", 32, 3, usage="Training")
     assert s.images.shape == (14, 32, 32, 3) and s.class_names == FER_LABELS
     assert sorted(s.labels.tolist()) == sorted(list(range(7)) * 2)
+    backwards = tuple(reversed(FER_LABELS))
+    r = load_source(f"tfds:fer2013?data_dir={tmp_path / 'tfds'}", 32, 3, usage="Training", class_names=backwards)
+    assert r.class_names == backwards and [backwards[i] for i in r.labels] == [FER_LABELS[i] for i in s.labels]
     with pytest.raises(DataError, match="no split 'private_test'"):
         load_source(f"tfds:fer2013?data_dir={tmp_path / 'tfds'}", 32, 3, usage="PrivateTest")
 
