@@ -81,7 +81,8 @@ class ExpressionModel:
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         """48x48 grey uint8 crop -> 7 probabilities in emoji_table.LABELS order."""
-        y = self.clf.predict_one(crop.astype(np.float32)[:, :, None])
+        x = crop.astype(np.float32)[:, :, None]
+        y = self.clf.predict_one(x) if hasattr(self.clf, "predict_one") else self.clf.predict(x[None])[0]
         y = np.asarray(y, np.float64).reshape(-1)
         if np.any(y < -1e-3) or abs(y.sum() - 1.0) > 0.05:  # logits, not probabilities
             y = np.exp(y - y.max())
