@@ -1,0 +1,79 @@
+"""python -m mobile_demo [serve] [--host H] [--port P] [--https] | emojify ..."""
+
+import importlib
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+
+from train.cli_support import run_cli  # noqa: E402
+
+
+class DefaultGroup(click.Group):
+    """A group that runs `serve` when no subcommand is named (`python -m mobile_demo --port 9000`)."""
+
+    default_command = "serve"
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """Emotekit's on-device emoji keyboard. With no command: serve the web app (see `serve --help`)."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Loopback by default; 0.0.0.0 opens it to the local network.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any free port).")
+@click.option("--https", "use_https", is_flag=True,
+              help="Serve over HTTPS with a self-signed certificate made now (phones give cameras to secure pages only).")
+@click.option("--models", "models_dir", type=click.Path(file_okay=False), default=None,
+              help="Serve the models (manifest.json and .tflite files) from this folder instead of mobile_demo/models/.")
+@click.option("--verbose", is_flag=True, help="Log every request.")
+def serve(host, port, use_https, models_dir, verbose):
+    """Serve the emoji keyboard (the page, its models and LiteRT.js) from this folder only."""
+    from mobile_demo import server as srv
+
+    models_dir = os.path.abspath(models_dir) if models_dir else srv.MODELS
+    httpd = srv.make_server(host, port, https=use_https, verbose=verbose, models_dir=models_dir)
+    scheme = "https" if use_https else "http"
+    bound_port = httpd.server_address[1]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    click.echo(f"Emotekit keyboard on {scheme}://{shown}:{bound_port}/  (Ctrl+C to stop)")
+    if not srv.is_loopback(host):
+        click.echo(f"warning: listening on {host}, reachable from the network", err=True)
+        for ip in srv.lan_addresses():
+            click.echo(f"  on a phone: {scheme}://{ip}:{bound_port}/")
+        if not use_https:
+            click.echo("  phones give the camera to https pages only: add --https", err=True)
+    if use_https:
+        click.echo(f"  self-signed certificate {httpd.cert_path}: the browser will ask you to accept it once")
+    if not os.path.exists(os.path.join(models_dir, "manifest.json")):
+        click.echo(f"note: {os.path.relpath(models_dir)}/manifest.json is missing: the page will say its models are not shipped yet")
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        httpd.server_close()
+
+
+# Subcommands that live in their own modules (each defines a Click command of the same name).
+for _module_name, _command_name in [("mobile_demo.emojify", "emojify")]:
+    try:
+        _module = importlib.import_module(_module_name)
+    except ModuleNotFoundError as e:
+        if e.name != _module_name:
+            raise
+        continue
+    cli.add_command(getattr(_module, _command_name))
+
+if __name__ == "__main__":
+    run_cli(cli, "python -m mobile_demo")

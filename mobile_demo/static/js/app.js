@@ -1,0 +1,316 @@
+// The Emotekit keyboard page: wires the models, the camera loop, the keyboard and the panels.
+import {setupDcgan, setupMorph, setupStylegan} from './emote.js';
+import {Keyboard, TextField, pushRecent} from './keyboard.js';
+import {Runner, findModel, loadManifest, loadRuntime} from './runtime.js';
+import {EmojiRanker, FacePipeline, Stats, SUGGESTIONS, parseEmojiTable} from './suggest.js';
+
+const DETECTOR_URL = '/vendor/face_detection_short_range.tflite';
+const FALLBACK_LABELS = ['angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise'];
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  pipeline: null,
+  ranker: null,
+  stream: null,
+  running: false,
+  stats: new Stats(),
+  lastTime: 0,
+  shown: '',
+  detectorNote: '',
+  labels: FALLBACK_LABELS,
+};
+const field = new TextField($('text'));
+
+let toastTimer = 0;
+function toast(msg) {
+  $('toast').textContent = msg;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => ($('toast').textContent = ''), 2500);
+}
+function status(msg) {
+  $('status').textContent = msg;
+}
+
+function insertEmoji(emoji) {
+  field.insertText(emoji);
+}
+
+// ---- suggestions ----------------------------------------------------------------------------
+
+function renderSuggestions(list) {
+  const key = list.map((s) => s.emoji).join('');
+  if (key === state.shown) return;
+  state.shown = key;
+  const bar = $('suggestions');
+  bar.replaceChildren(
+    ...list.map((s) => {
+      const b = document.createElement('button');
+      b.dataset.emoji = s.emoji;
+      b.textContent = s.emoji;
+      b.title = b.ariaLabel = s.name;
+      return b;
+    }),
+  );
+}
+
+$('suggestions').addEventListener('click', (ev) => {
+  const b = ev.target.closest('button[data-emoji]');
+  if (!b) return;
+  pushRecent(b.dataset.emoji);
+  insertEmoji(b.dataset.emoji);
+});
+
+function drawOverlay(result, width, height) {
+  const c = $('overlay');
+  const ctx = c.getContext('2d');
+  ctx.clearRect(0, 0, c.width, c.height);
+  if (!result.box) return;
+  const sx = c.width / width;
+  const sy = c.height / height;
+  ctx.strokeStyle = result.face ? '#ffcc4d' : '#9aa3b5';
+  ctx.lineWidth = 2;
+  ctx.strokeRect(result.box.x * sx, result.box.y * sy, result.box.side * sx, result.box.side * sy);
+}
+
+async function step() {
+  const video = $('video');
+  if (!state.running) return;
+  if (video.readyState >= 2 && video.videoWidth) {
+    const w = video.videoWidth;
+    const h = video.videoHeight;
+    let result;
+    try {
+      result = await state.pipeline.process(video, w, h);
+    } catch (e) {
+      console.error(e);
+      stopCamera();
+      status(`The models failed on a camera frame: ${e.message}`);
+      return;
+    }
+    const now = performance.now();
+    state.stats.add(result.ms, now);
+    drawOverlay(result, w, h);
+    if (result.probs) {
+      const dt = state.lastTime ? (now - state.lastTime) / 1000 : 0;
+      state.lastTime = now;
+      state.ranker.update(result.probs, dt);
+      renderSuggestions(state.ranker.top(SUGGESTIONS));
+      const s = state.stats.summary();
+      document.body.dataset.expression = state.ranker.topLabel();
+      status(`${state.detectorNote}${state.ranker.topLabel()} · ${s.fps.toFixed(0)} fps`);
+    } else {
+      status('No face in view');
+    }
+  }
+  scheduleStep();
+}
+
+function scheduleStep() {
+  if (!state.running) return;
+  const video = $('video');
+  // One inference per new camera frame where the browser can tell us; else once per paint.
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(() => step());
+  else requestAnimationFrame(() => step());
+}
+
+// ---- camera ---------------------------------------------------------------------------------
+
+function cameraUi(on) {
+  $('camera-indicator').hidden = !on;
+  $('preview').hidden = !on;
+  const t = $('camera-toggle');
+  t.setAttribute('aria-pressed', String(on));
+  t.textContent = on ? '📷 Camera on' : '📷 Camera off';
+  document.body.dataset.camera = on ? 'on' : 'off';
+}
+
+async function startCamera() {
+  if (!state.pipeline) {
+    status('The expression model isn\'t shipped yet: no suggestions from the camera. The keyboard still works.');
+    return;
+  }
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    status('The camera needs a secure page: open it on https (python -m mobile_demo --https) or on localhost.');
+    return;
+  }
+  status('Asking for the camera…');
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({
+      audio: false,
+      video: {facingMode: 'user', width: {ideal: 640}, height: {ideal: 480}},
+    });
+  } catch (e) {
+    const why = {
+      NotAllowedError: 'Camera permission was refused',
+      NotFoundError: 'No camera found',
+      NotReadableError: 'The camera is busy in another app',
+      OverconstrainedError: 'The camera can\'t give a usable picture',
+    }[e.name] || `The camera failed (${e.name})`;
+    status(`${why}. The keyboard works without it.`);
+    cameraUi(false);
+    return;
+  }
+  const video = $('video');
+  video.srcObject = state.stream;
+  await video.play().catch(() => {});
+  state.stream.getVideoTracks()[0].addEventListener('ended', stopCamera);
+  state.running = true;
+  state.lastTime = 0;
+  state.ranker.reset();
+  cameraUi(true);
+  status(`${state.detectorNote}Looking for a face…`);
+  scheduleStep();
+}
+
+function stopCamera() {
+  state.running = false;
+  if (state.stream) for (const t of state.stream.getTracks()) t.stop();
+  state.stream = null;
+  $('video').srcObject = null;
+  cameraUi(false);
+  renderSuggestions([]);
+  delete document.body.dataset.expression;
+  status('Camera off. Nothing left this device.');
+}
+
+$('camera-toggle').addEventListener('click', () => (state.running ? stopCamera() : startCamera()));
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden && state.running) stopCamera();
+});
+
+// ---- text actions ---------------------------------------------------------------------------
+
+async function copyText() {
+  const text = field.text();
+  try {
+    await navigator.clipboard.writeText(text);
+    toast('Copied');
+  } catch {
+    const r = document.createRange();
+    r.selectNodeContents($('text'));
+    const sel = document.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(r);
+    toast(document.execCommand('copy') ? 'Copied' : 'Select the text and copy it');
+  }
+}
+
+async function shareText() {
+  const text = field.text();
+  const files = [];
+  for (const img of field.stickers()) {
+    const blob = await (await fetch(img.src)).blob();
+    files.push(new File([blob], `${img.alt.replace(/[^a-z0-9]+/gi, '-')}.png`, {type: 'image/png'}));
+  }
+  const data = files.length && navigator.canShare && navigator.canShare({files}) ? {text, files} : {text};
+  try {
+    await navigator.share(data);
+  } catch (e) {
+    if (e.name !== 'AbortError') toast('Sharing failed');
+  }
+}
+
+$('copy').addEventListener('click', copyText);
+if (navigator.share) $('share').addEventListener('click', shareText);
+else {
+  $('share').disabled = true;
+  $('share').title = 'This browser can\'t share; use Copy';
+}
+$('clear').addEventListener('click', () => field.clear());
+
+// ---- emote panel ----------------------------------------------------------------------------
+
+$('emote-open').addEventListener('click', () => $('emote-panel').showModal());
+$('emote-close').addEventListener('click', () => $('emote-panel').close());
+function onSticker(url, label) {
+  field.insertSticker(url, label);
+  $('emote-panel').close();
+  toast(`Inserted ${label}`);
+}
+
+// ---- start ----------------------------------------------------------------------------------
+
+async function fetchJson(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return r.json();
+}
+
+async function loadDetector() {
+  try {
+    return await Runner.load(DETECTOR_URL);
+  } catch (e) {
+    console.warn('face detector:', e.message);
+    state.detectorNote = 'No face detector (run scripts/setup.sh --web): centre crop · ';
+    return null;
+  }
+}
+
+async function main() {
+  const keyboardData = await fetchJson('/emoji_keyboard.json');
+  new Keyboard({tabs: $('tabs'), grid: $('grid'), search: $('search')}, keyboardData, insertEmoji);
+
+  const manifest = await loadManifest();
+  const expression = findModel(manifest, 'expression');
+  const notes = [];
+  await loadRuntime();
+  if (expression) {
+    state.labels = expression.labels || FALLBACK_LABELS;
+    const [classifier, detector, table] = await Promise.all([
+      Runner.load(expression.url, expression),
+      loadDetector(),
+      fetchJson('/emoji_map.json').catch(() => null),
+    ]);
+    state.pipeline = new FacePipeline(detector, classifier);
+    const entries = table ? parseEmojiTable(table, state.labels) : [];
+    if (!entries.length) notes.push('emoji table missing');
+    state.ranker = new EmojiRanker(entries, state.labels);
+    document.body.dataset.detector = detector ? 'blazeface' : 'centre-crop';
+  } else {
+    notes.push('The expression model isn\'t shipped yet: no camera suggestions');
+  }
+  const hooks = {onSticker, toast};
+  const [dcgan, morph, stylegan] = await Promise.all([
+    setupDcgan(manifest, hooks).catch((e) => console.error(e)),
+    setupMorph(manifest, hooks).catch((e) => console.error(e)),
+    setupStylegan(manifest, hooks).catch((e) => console.error(e)),
+  ]);
+  Object.assign(window.emotekit, {dcgan, morph, stylegan, manifest});
+  document.body.dataset.state = 'ready';
+  status(notes.length ? notes.join(' · ') : 'Ready. Turn the camera on for suggestions.');
+}
+
+// Automation and benchmark hooks (read-only views of the page's state).
+window.emotekit = {
+  stats: () => state.stats.summary(),
+  probs: () => (state.ranker && state.ranker.smoothed ? Array.from(state.ranker.smoothed) : null),
+  labels: () => state.labels,
+  /** Runs the detector + classifier `n` times back to back on the current camera frame. */
+  async benchmark(n = 50) {
+    const video = $('video');
+    const s = new Stats(n + 1);
+    for (let i = 0; i < n; i++) {
+      const r = await state.pipeline.process(video, video.videoWidth, video.videoHeight);
+      s.add(r.ms);
+    }
+    return s.summary();
+  },
+};
+
+main().catch((e) => {
+  console.error(e);
+  document.body.dataset.state = 'error';
+  status(`Could not start: ${e.message}`);
+});
+
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register('/sw.js', {scope: '/'}).catch((e) => console.warn('service worker:', e));
+  // The first visit loads before the worker controls the page: hand it the files this browser
+  // used (the LiteRT wasm variant it picked, the models) so the next visit works offline.
+  navigator.serviceWorker.ready.then(async (reg) => {
+    while (document.body.dataset.state === 'loading') await new Promise((r) => setTimeout(r, 200));
+    const urls = performance.getEntriesByType('resource').map((e) => new URL(e.name))
+      .filter((u) => u.origin === location.origin).map((u) => u.pathname);
+    reg.active?.postMessage({cache: [...new Set(urls)]});
+  });
+}

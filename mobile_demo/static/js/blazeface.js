@@ -1,0 +1,155 @@
+// BlazeFace short range (MediaPipe's face_detection_short_range.tflite) in the browser:
+// letterboxed 128x128 RGB input in [-1, 1], outputs `regressors` 1x896x16 and `classificators`
+// 1x896x1 (logits). The anchors and the box decoding follow MediaPipe's short-range graph
+// (SsdAnchorsCalculator + TensorsToDetectionsCalculator + weighted non-max suppression).
+
+export const INPUT_SIZE = 128;
+
+// SsdAnchorsCalculator options of face_detection_short_range.pbtxt.
+const ANCHOR_OPTIONS = {
+  numLayers: 4,
+  strides: [8, 16, 16, 16],
+  anchorOffsetX: 0.5,
+  anchorOffsetY: 0.5,
+  aspectRatios: [1.0],
+  interpolatedScaleAspectRatio: 1.0,
+};
+// TensorsToDetectionsCalculator options.
+const SCALE = 128; // x_scale = y_scale = w_scale = h_scale
+const SCORE_CLIP = 100;
+const MIN_SCORE = 0.5;
+const NMS_IOU = 0.3;
+export const KEYPOINTS = ['right_eye', 'left_eye', 'nose_tip', 'mouth_center', 'right_ear', 'left_ear'];
+
+/**
+ * The 896 anchor centres [x, y] (normalised) of the short-range model: layers with the same
+ * stride share one feature map, so stride 8 gives 16x16x2 anchors and the three stride-16
+ * layers 8x8x6 (fixed_anchor_size: every anchor is 1x1, only its centre matters).
+ */
+export function ssdAnchors(opts = ANCHOR_OPTIONS) {
+  const anchors = [];
+  let layer = 0;
+  while (layer < opts.numLayers) {
+    let perCell = 0;
+    let last = layer;
+    while (last < opts.numLayers && opts.strides[last] === opts.strides[layer]) {
+      // aspect ratios plus the interpolated scale for each layer of this stride
+      perCell += opts.aspectRatios.length + (opts.interpolatedScaleAspectRatio > 0 ? 1 : 0);
+      last += 1;
+    }
+    const stride = opts.strides[layer];
+    const fh = Math.ceil(INPUT_SIZE / stride);
+    const fw = Math.ceil(INPUT_SIZE / stride);
+    for (let y = 0; y < fh; y++) {
+      for (let x = 0; x < fw; x++) {
+        for (let k = 0; k < perCell; k++) {
+          anchors.push([(x + opts.anchorOffsetX) / fw, (y + opts.anchorOffsetY) / fh]);
+        }
+      }
+    }
+    layer = last;
+  }
+  return anchors;
+}
+
+export const ANCHORS = ssdAnchors();
+
+/** Letterbox geometry that fits a W x H frame into the 128x128 input (MediaPipe keep_aspect_ratio). */
+export function letterbox(width, height) {
+  const scale = INPUT_SIZE / Math.max(width, height);
+  const w = width * scale;
+  const h = height * scale;
+  return {scale, w, h, padX: (INPUT_SIZE - w) / 2, padY: (INPUT_SIZE - h) / 2};
+}
+
+/** RGBA pixels of the 128x128 letterboxed canvas -> Float32Array 1x128x128x3 in [-1, 1]. */
+export function toInput(rgba, out = new Float32Array(INPUT_SIZE * INPUT_SIZE * 3)) {
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
+    out[j] = rgba[i] / 127.5 - 1;
+    out[j + 1] = rgba[i + 1] / 127.5 - 1;
+    out[j + 2] = rgba[i + 2] / 127.5 - 1;
+  }
+  return out;
+}
+
+function iou(a, b) {
+  const x0 = Math.max(a.xMin, b.xMin);
+  const y0 = Math.max(a.yMin, b.yMin);
+  const x1 = Math.min(a.xMin + a.width, b.xMin + b.width);
+  const y1 = Math.min(a.yMin + a.height, b.yMin + b.height);
+  const inter = Math.max(0, x1 - x0) * Math.max(0, y1 - y0);
+  const union = a.width * a.height + b.width * b.height - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+/**
+ * Decodes raw outputs into faces in the letterboxed input's normalised coordinates:
+ * [{score, xMin, yMin, width, height, keypoints: [[x, y] x 6]}], best first, after weighted NMS.
+ */
+export function decode(regressors, logits, minScore = MIN_SCORE) {
+  const candidates = [];
+  for (let i = 0; i < ANCHORS.length; i++) {
+    const logit = Math.max(-SCORE_CLIP, Math.min(SCORE_CLIP, logits[i]));
+    const score = 1 / (1 + Math.exp(-logit));
+    if (score < minScore) continue;
+    const r = i * 16;
+    const [ax, ay] = ANCHORS[i];
+    const xc = regressors[r] / SCALE + ax;
+    const yc = regressors[r + 1] / SCALE + ay;
+    const w = regressors[r + 2] / SCALE;
+    const h = regressors[r + 3] / SCALE;
+    const keypoints = [];
+    for (let k = 0; k < 6; k++) {
+      keypoints.push([regressors[r + 4 + 2 * k] / SCALE + ax, regressors[r + 5 + 2 * k] / SCALE + ay]);
+    }
+    candidates.push({score, xMin: xc - w / 2, yMin: yc - h / 2, width: w, height: h, keypoints});
+  }
+  candidates.sort((a, b) => b.score - a.score);
+  // Weighted NMS: each kept face is the score-weighted mean of the boxes that overlap it.
+  const faces = [];
+  let remaining = candidates;
+  while (remaining.length) {
+    const top = remaining[0];
+    const group = [];
+    const rest = [];
+    for (const c of remaining) (iou(top, c) > NMS_IOU ? group : rest).push(c);
+    let total = 0;
+    const acc = {xMin: 0, yMin: 0, width: 0, height: 0, keypoints: top.keypoints.map(() => [0, 0])};
+    for (const c of group) {
+      total += c.score;
+      acc.xMin += c.xMin * c.score;
+      acc.yMin += c.yMin * c.score;
+      acc.width += c.width * c.score;
+      acc.height += c.height * c.score;
+      c.keypoints.forEach((p, k) => {
+        acc.keypoints[k][0] += p[0] * c.score;
+        acc.keypoints[k][1] += p[1] * c.score;
+      });
+    }
+    faces.push({
+      score: top.score,
+      xMin: acc.xMin / total,
+      yMin: acc.yMin / total,
+      width: acc.width / total,
+      height: acc.height / total,
+      keypoints: acc.keypoints.map(([x, y]) => [x / total, y / total]),
+    });
+    remaining = rest;
+  }
+  return faces;
+}
+
+/** Maps a face from letterboxed-input coordinates to pixels of the original W x H frame. */
+export function toFrame(face, width, height) {
+  const lb = letterbox(width, height);
+  const px = (u) => (u * INPUT_SIZE - lb.padX) / lb.scale;
+  const py = (v) => (v * INPUT_SIZE - lb.padY) / lb.scale;
+  return {
+    score: face.score,
+    x: px(face.xMin),
+    y: py(face.yMin),
+    width: (face.width * INPUT_SIZE) / lb.scale,
+    height: (face.height * INPUT_SIZE) / lb.scale,
+    keypoints: face.keypoints.map(([u, v]) => [px(u), py(v)]),
+  };
+}

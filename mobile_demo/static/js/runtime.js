@@ -1,0 +1,89 @@
+// LiteRT.js runtime and the model manifest: every model the page runs is found through
+// /models/manifest.json (by its "task") and compiled for the CPU (XNNPack in wasm).
+import {loadLiteRt, loadAndCompile, Tensor} from '@litertjs/core';
+
+const WASM_DIR = '/vendor/litertjs/core/wasm/';
+let runtimePromise = null;
+
+/** Loads the LiteRT.js wasm once (served from this origin). */
+export function loadRuntime() {
+  if (!runtimePromise) {
+    runtimePromise = loadLiteRt(WASM_DIR).catch((e) => {
+      runtimePromise = null;
+      throw e;
+    });
+  }
+  return runtimePromise;
+}
+
+/** The manifest's entries ({} when there is no manifest yet). Paths are made absolute URLs. */
+export async function loadManifest(url = '/models/manifest.json') {
+  let response;
+  try {
+    response = await fetch(url, {cache: 'no-cache'});
+  } catch (e) {
+    return {models: [], error: `manifest unreachable (${e.message})`};
+  }
+  if (!response.ok) return {models: [], error: 'no model manifest yet'};
+  const manifest = await response.json();
+  const base = new URL(url, location.href);
+  const resolvePath = (p) => (p ? new URL(p, base).pathname : p);
+  for (const m of manifest.models || []) {
+    m.url = resolvePath(m.path);
+    // Side files some entries carry (latents, directions...), made absolute the same way.
+    for (const key of ['latents', 'directions', 'labels_path']) {
+      if (typeof m[key] === 'string' && m[key].includes('.')) m[key + '_url'] = resolvePath(m[key]);
+    }
+  }
+  manifest.models = manifest.models || [];
+  return manifest;
+}
+
+/** The first manifest entry for a task, or undefined. */
+export function findModel(manifest, task) {
+  return manifest.models.find((m) => m.task === task);
+}
+
+/** A compiled model with a small helper to run float32 inputs and read float32 outputs. */
+export class Runner {
+  constructor(model, entry) {
+    this.model = model;
+    this.entry = entry;
+    // Copies: the details' shapes are views into wasm memory, which may move when it grows.
+    // A dynamic (-1) batch is fixed to 1 (on-device models are exported with batch 1).
+    this.inputShapes = model.getInputDetails().map((d) => Array.from(d.shape, (v) => (v < 0 ? 1 : v)));
+    this.outputNames = model.getOutputDetails().map((d) => d.name);
+  }
+
+  /** Fetches and compiles a .tflite file; rejects with the HTTP status when it isn't there. */
+  static async load(url, entry = {}) {
+    await loadRuntime();
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const model = await loadAndCompile(bytes, {accelerator: 'wasm'});
+    return new Runner(model, entry);
+  }
+
+  inputShape(i = 0) {
+    return this.inputShapes[i];
+  }
+
+  /** Runs with Float32Array inputs (one per model input); returns [{data, shape, name}] in output order. */
+  async run(...arrays) {
+    const tensors = arrays.map((a, i) => new Tensor(a, this.inputShape(i)));
+    let outs;
+    try {
+      outs = await this.model.run(tensors);
+    } finally {
+      for (const t of tensors) t.delete();
+    }
+    const result = outs.map((t, i) => {
+      const data = Float32Array.from(t.toTypedArray());
+      const shape = Array.from(t.type.layout.dimensions);
+      return {data, shape, name: this.outputNames[i] ?? String(i)};
+    });
+    for (const t of outs) t.delete();
+    return result;
+  }
+}

@@ -1,0 +1,186 @@
+// Drives the Emotekit keyboard in headless Chromium (playwright-core + Debian's /usr/bin/chromium).
+//
+//   node tests/browser/keyboard.mjs --url http://127.0.0.1:PORT/ --out result.json \
+//        --y4m happy=happy.y4m --y4m sad=sad.y4m [--screenshots DIR] [--bench 30] [--settle 3000]
+//
+// For each --y4m it starts a browser whose fake camera plays that file, turns the camera on and
+// records the suggestion bar. The first run also exercises the keyboard, the emote panel, the
+// service worker and the benchmark. Every request the page makes is checked against its origin.
+// The result is one JSON file; tests/test_browser.py makes the assertions.
+import {createRequire} from 'node:module';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const require = createRequire(path.resolve('mobile_demo/package.json'));
+const {chromium} = require('playwright-core');
+
+function parseArgs(argv) {
+  const a = {y4m: [], bench: 30, settle: 3000, chromium: '/usr/bin/chromium'};
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i].replace(/^--/, '');
+    const v = argv[++i];
+    if (k === 'y4m') {
+      const [name, file] = v.split('=');
+      a.y4m.push({name, file});
+    } else a[k] = ['bench', 'settle'].includes(k) ? Number(v) : v;
+  }
+  return a;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const origin = new URL(args.url).origin;
+const result = {origin, runs: {}, external: [], console_errors: [], page_errors: [], failed: []};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function launch(y4m) {
+  const flags = [
+    '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--disable-default-apps',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+  ];
+  if (y4m) flags.push(`--use-file-for-fake-video-capture=${path.resolve(y4m)}`);
+  const browser = await chromium.launch({executablePath: args.chromium, headless: true, args: flags});
+  const context = await browser.newContext({viewport: {width: 390, height: 844}, deviceScaleFactor: 2, hasTouch: true});
+  await context.grantPermissions(['camera'], {origin});
+  const page = await context.newPage();
+  const watch = (req) => {
+    const u = req.url();
+    if (!(u.startsWith(origin + '/') || u.startsWith('data:') || u.startsWith('blob:'))) result.external.push(u);
+  };
+  context.on('request', watch);
+  page.on('console', (m) => {
+    // LiteRT's wasm logs its INFO / WARNING lines through console.error: keep only real errors.
+    if (m.type() === 'error' && !/^(INFO|WARNING): /.test(m.text())) result.console_errors.push(m.text());
+  });
+  page.on('pageerror', (e) => result.page_errors.push(String(e)));
+  page.on('requestfailed', (r) => result.failed.push(`${r.url()} ${r.failure()?.errorText}`));
+  return {browser, context, page};
+}
+
+async function ready(page) {
+  await page.goto(args.url);
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, {timeout: 90000});
+  return page.evaluate(() => ({state: document.body.dataset.state, status: document.getElementById('status').textContent}));
+}
+
+async function suggestionsRun(page, out) {
+  await page.click('[data-testid=camera-toggle]');
+  const camOn = await page.waitForSelector('[data-testid=camera-indicator]:not([hidden])', {timeout: 15000}).then(() => true, () => false);
+  out.camera_indicator = camOn;
+  out.filled = await page.waitForSelector('[data-testid=suggestions] > [data-emoji]', {timeout: 30000}).then(() => true, () => false);
+  await sleep(args.settle);
+  Object.assign(out, await page.evaluate(() => ({
+    suggestions: [...document.querySelectorAll('[data-testid=suggestions] > [data-emoji]')].map((b) => b.dataset.emoji),
+    expression: document.body.dataset.expression || null,
+    detector: document.body.dataset.detector || null,
+    probs: window.emotekit.probs(),
+    labels: window.emotekit.labels(),
+    stats: window.emotekit.stats(),
+    status: document.getElementById('status').textContent,
+  })));
+}
+
+async function keyboardChecks(page, out) {
+  // Tap a key of the first category, then search by name and tap the match.
+  await page.click('[data-testid=text]');
+  await page.keyboard.type('hi ');
+  await page.click('#tabs [data-tab="Smileys & Emotion"]');
+  const first = await page.getAttribute('#grid button[data-emoji]', 'data-emoji');
+  await page.click('#grid button[data-emoji]');
+  await page.fill('[data-testid=search]', 'pizza');
+  const found = await page.$$eval('#grid button[data-emoji]', (bs) => bs.map((b) => b.dataset.emoji));
+  await page.click('#grid button[data-emoji="🍕"]');
+  await page.fill('[data-testid=search]', '');
+  await page.click('#tabs [data-tab=recent]');
+  const recent = await page.$$eval('#grid button[data-emoji]', (bs) => bs.map((b) => b.dataset.emoji));
+  const text = await page.textContent('[data-testid=text]');
+  Object.assign(out, {first_key: first, search_pizza: found, recent, text_after_keys: text});
+}
+
+async function emoteChecks(page, out) {
+  await page.click('[data-testid=emote-open]');
+  const shipped = await page.getAttribute('[data-testid=dcgan]', 'data-shipped');
+  out.dcgan_shipped = shipped === 'true';
+  out.dcgan_note = await page.textContent('#dcgan [data-role=note]');
+  out.morph_shipped = (await page.getAttribute('[data-testid=morph]', 'data-shipped')) === 'true';
+  out.stylegan_shipped = (await page.getAttribute('[data-testid=stylegan]', 'data-shipped')) === 'true';
+  if (!out.dcgan_shipped) {
+    if (args.screenshots) await page.screenshot({path: path.join(args.screenshots, 'emote_panel.png')});
+    await page.click('#emote-close');
+    return;
+  }
+  const grab = () => page.evaluate(() => ({
+    id: document.getElementById('emote-id').textContent,
+    png: document.getElementById('emote-canvas').toDataURL('image/png'),
+  }));
+  await page.click('[data-testid=emote-new]');
+  await page.waitForFunction(() => document.getElementById('emote-id').textContent !== '–');
+  const a = await grab();
+  await page.click('[data-testid=emote-new]');
+  await page.waitForFunction((id) => document.getElementById('emote-id').textContent !== id, a.id);
+  const b = await grab();
+  await page.fill('[data-testid=emote-id-input]', a.id);
+  await page.click('[data-testid=emote-recreate]');
+  await page.waitForFunction((id) => document.getElementById('emote-id').textContent === id, a.id);
+  const again = await grab();
+  out.emote = {id: a.id, other_id: b.id, differs: a.png !== b.png, recreated_equal: again.png === a.png};
+  if (args.screenshots) await page.screenshot({path: path.join(args.screenshots, 'emote_panel.png')});
+  await page.click('[data-testid=emote-insert]');
+  out.sticker = await page.$eval('[data-testid=text]', (el) => {
+    const img = el.querySelector('img.sticker');
+    return img ? img.alt : null;
+  });
+}
+
+async function main() {
+  if (args.screenshots) fs.mkdirSync(args.screenshots, {recursive: true});
+  const runs = args.y4m.length ? args.y4m : [{name: 'nocamera', file: null}];
+  for (let i = 0; i < runs.length; i++) {
+    const {name, file} = runs[i];
+    const out = (result.runs[name] = {});
+    const {browser, page} = await launch(file);
+    try {
+      const t0 = Date.now();
+      Object.assign(out, await ready(page));
+      out.load_ms = Date.now() - t0;
+      if (i === 0) {
+        await keyboardChecks(page, out);
+        await emoteChecks(page, out);
+      }
+      if (file) {
+        await suggestionsRun(page, out);
+        if (i === 0) {
+          if (args.screenshots) await page.screenshot({path: path.join(args.screenshots, 'keyboard_suggestions.png')});
+          const top = out.suggestions?.[0];
+          if (top) {
+            await page.click(`[data-testid=suggestions] > [data-emoji="${top}"]`);
+            out.text_after_suggestion = await page.textContent('[data-testid=text]');
+          }
+          if (args.bench) out.bench = await page.evaluate((n) => window.emotekit.benchmark(n), args.bench);
+          await page.click('[data-testid=camera-toggle]');
+          out.camera_off_indicator_hidden = await page.$eval('[data-testid=camera-indicator]', (e) => e.hidden);
+        }
+      }
+      if (i === 0) {
+        out.service_worker = await page.evaluate(async () => {
+          if (!navigator.serviceWorker) return null;
+          const reg = await Promise.race([navigator.serviceWorker.ready, new Promise((r) => setTimeout(() => r(null), 5000))]);
+          if (!reg) return 'not ready';
+          const keys = await caches.keys();
+          const cached = keys.length ? (await (await caches.open(keys[0])).keys()).map((r) => new URL(r.url).pathname) : [];
+          return {active: !!reg.active, cached};
+        });
+      }
+    } catch (e) {
+      out.error = String(e && e.stack || e);
+    } finally {
+      await browser.close();
+    }
+  }
+  fs.writeFileSync(args.out, JSON.stringify(result, null, 1));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
