@@ -36,7 +36,7 @@ def cli():
 @click.option("--out", required=True, help="Output folder (local or gs://bucket/path); must be new or empty.")
 @click.option("--shards", type=int, default=4, show_default=True, help="Number of TFRecord files.")
 @click.option("--image-size", type=int, default=64, show_default=True, help="Images are stored size x size.")
-@click.option("--channels", type=click.IntRange(1, 3), default=3, show_default=True, help="1 (grey) or 3 (RGB).")
+@click.option("--channels", type=int, default=3, show_default=True, help="1 (grey) or 3 (RGB).")
 @click.option("--labeled", is_flag=True, help="Store class labels (sub-folders, FER CSV, TFDS).")
 @click.option("--usage", default=None, help="FER CSV / TFDS rows: Training, PublicTest or PrivateTest.")
 @click.option("--limit", type=int, default=None, help="Only the first N examples.")
@@ -46,7 +46,7 @@ def tfrecords_cmd(source, out, shards, image_size, channels, labeled, usage, lim
     from data_pipelines import load_source
     from data_pipelines.tfrecords import write_tfrecords
 
-    if channels == 2:
+    if channels not in (1, 3):
         raise UserError("--channels must be 1 or 3")
     if image_size < 1 or shards < 1:
         raise UserError("--image-size and --shards must be positive")
