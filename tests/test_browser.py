@@ -23,7 +23,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = "/usr/bin/chromium"
 NODE_MODULES = os.path.join(ROOT, "mobile_demo", "node_modules", "playwright-core")
 FER_TEST = os.path.join(ROOT, "..", "shared", "data", "fer2013", "test")
-MANIFEST = os.path.join(srv.MODELS, "manifest.json")
+# EMOTEKIT_MODELS: another models folder to serve (a development model before one is shipped).
+MODELS = os.environ.get("EMOTEKIT_MODELS", srv.MODELS)
+MANIFEST = os.path.join(MODELS, "manifest.json")
 # The happy/sad assertion needs a model that tells expressions apart at least this well.
 MIN_ACCURACY_FOR_HAPPY_VS_SAD = 0.5
 
@@ -110,7 +112,7 @@ def pick_faces(label: str, entry, count: int = 1, pool: int = 40) -> list[np.nda
 
 @pytest.fixture(scope="module")
 def live_server():
-    server = srv.make_server("127.0.0.1", 0)
+    server = srv.make_server("127.0.0.1", 0, models_dir=MODELS)
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
