@@ -22,6 +22,7 @@ from train.common import common_options, dry_run, start_run, training_callbacks
 DEFAULT_DATA = ("emoji:twemoji",)
 SAMPLE_GRID = (6, 6)
 HIST_DIMS = 50
+BALANCE_CAP = 20
 
 
 def _preset(name: str, image_size: int | None):
@@ -41,6 +42,8 @@ def _preset(name: str, image_size: int | None):
 @click.option("--beta", type=float, default=1.0, show_default=True, help="Weight of the KL term.")
 @click.option("--epoch-size", type=click.IntRange(min=0), default=2048, show_default=True,
               help="Minimum images per epoch: small sets are repeated (0 = one pass over the data).")
+@click.option("--balance/--no-balance", default=True, show_default=True,
+              help="With several --data sources, repeat the smaller ones (up to 20x) to match the largest.")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Random horizontal flips.")
 def vae(**options):
     """Train Foster's VAE (default: the built-in face emoji, preset quick-64, a few minutes on a CPU).
@@ -71,15 +74,30 @@ def _short(spec: str) -> str:
 
 
 def _load_data(options, size):
-    from data_pipelines import load_sources
+    from data_pipelines import ImageSet, load_source
 
-    data = load_sources(options["data"], size, 3, limit=options["limit"], on_error=options["on_error"])
-    if len(data) == 0:
-        raise UserError(f"no images in {', '.join(options['data'])}")
-    click.echo(f"data: {len(data)} images {size}x{size} from {', '.join(options['data'])}; skipped {len(data.skipped)} unreadable")
+    sets = [load_source(s, size, 3, limit=options["limit"], on_error=options["on_error"]) for s in options["data"]]
+    for spec, s in zip(options["data"], sets):
+        if len(s) == 0:
+            raise UserError(f"no images in {spec}")
+    counts = [len(s) for s in sets]
+    if options.get("balance", True) and len(sets) > 1:
+        # Repeat the smaller sources (at most BALANCE_CAP times) so that e.g. ~100 emoji are not
+        # drowned by thousands of character faces in the shared latent space.
+        biggest = max(counts)
+        sets = [s if len(s) == biggest else _repeat(s, min(BALANCE_CAP, round(biggest / len(s)))) for s in sets]
+    data = ImageSet(np.concatenate([s.images for s in sets]), None, (), sum((s.names for s in sets), []), sum((s.skipped for s in sets), []))
+    parts = ", ".join(f"{spec}: {c}" + (f" (x{len(s) // c})" if len(s) != c else "") for spec, c, s in zip(options["data"], counts, sets))
+    click.echo(f"data: {len(data)} images {size}x{size} ({parts}); skipped {len(data.skipped)} unreadable")
     for line in data.skipped[:5]:
         click.echo(f"  skipped: {line}", err=True)
     return data
+
+
+def _repeat(s, times):
+    from data_pipelines import ImageSet
+
+    return ImageSet(np.concatenate([s.images] * times), None, (), s.names * times, s.skipped) if times > 1 else s
 
 
 def fit_vae(run_dir, options, resumed, data):
