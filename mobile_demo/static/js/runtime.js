@@ -5,10 +5,21 @@ import {loadLiteRt, loadAndCompile, Tensor} from '@litertjs/core';
 const WASM_DIR = '/vendor/litertjs/core/wasm/';
 let runtimePromise = null;
 
+/** Multi-threaded XNNPack needs a cross-origin-isolated page (the server sends COOP/COEP). `?threads=0|1` overrides. */
+export function useThreads() {
+  const q = new URLSearchParams(location.search).get('threads');
+  if (q !== null) return q === '1' && self.crossOriginIsolated;
+  return self.crossOriginIsolated && (navigator.hardwareConcurrency || 1) >= 4;
+}
+
+function cpuThreads() {
+  return useThreads() ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+}
+
 /** Loads the LiteRT.js wasm once (served from this origin). */
 export function loadRuntime() {
   if (!runtimePromise) {
-    runtimePromise = loadLiteRt(WASM_DIR).catch((e) => {
+    runtimePromise = loadLiteRt(WASM_DIR, {threads: useThreads()}).catch((e) => {
       runtimePromise = null;
       throw e;
     });
@@ -61,7 +72,7 @@ export class Runner {
     const response = await fetch(url);
     if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
     const bytes = new Uint8Array(await response.arrayBuffer());
-    const model = await loadAndCompile(bytes, {accelerator: 'wasm'});
+    const model = await loadAndCompile(bytes, {accelerator: 'wasm', cpuOptions: {numThreads: cpuThreads()}});
     return new Runner(model, entry);
   }
 
