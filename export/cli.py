@@ -261,7 +261,7 @@ def tflite(source, quant, out_dir, data, calib_data, name, task, force, calib_si
             "name": fname, "file": fname + ".tflite", "task": target.task, "family": target.family, "quant": quant,
             "source": target.source, "size_bytes": len(blob), "ops": ops,
             "latency_ms": {"1_thread": round(lat1, 4), f"{threads}_threads": round(latn, 4)},
-            "input": in_desc, "outputs": target.output_names, "verification": metrics, "thresholds": thresholds,
+            "input": in_desc, "outputs": target.outputs_desc(), "verification": metrics, "thresholds": thresholds,
             "passed": not fails, "failures": fails, "command": command, "commit": commit,
         }
         click.echo("  " + _summary(report))

@@ -13,6 +13,7 @@ int8; only a QUANTIZE at the input and a DEQUANTIZE at each output run in float.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -68,6 +69,20 @@ class Target:
     @property
     def input_shape(self):
         return (1,) + tuple(int(d) for d in self.model.input_shape[1:])
+
+    def outputs_desc(self) -> list[dict]:
+        """Name, batch-1 shape and, for images, the value range of each output."""
+        out = []
+        for name, t in zip(self.output_names, self.model.outputs):
+            d = {"name": name, "shape": [1] + [int(x) for x in tuple(t.shape)[1:]], "dtype": "float32"}
+            if self.family == "classifier":
+                d["range"] = [0.0, 1.0]
+            elif self.family == "decoder":
+                act = getattr(self.model.layers[-1], "activation", None)
+                act = getattr(act, "__name__", "")
+                d["range"] = {"sigmoid": [0.0, 1.0], "tanh": [-1.0, 1.0]}.get(act)
+            out.append(d)
+        return out
 
     @property
     def check_kind(self):
@@ -171,17 +186,43 @@ def convert(target: Target, quant: str, calibration: np.ndarray | None = None) -
         converter = tf.lite.TFLiteConverter.from_saved_model(d, signature_keys=["serving_default"])
         _quantization_preset(converter, quant, calibration)
         try:
-            blob = converter.convert()
+            with quiet_native_output():
+                blob = converter.convert()
         except Exception as e:  # noqa: BLE001 - ConverterError and friends
-            ops = sorted(set(re.findall(r"\b(tf\.[A-Za-z0-9_]+)", str(e))))
+            ops = sorted(set(re.findall(r"\b(tf\.[A-Za-z0-9_]+)\(", str(e))))
             if ops:
-                raise UserError(f"{target.source}: cannot convert to builtin TFLite ops (would need Flex ops {', '.join(ops)}); "
-                                "replace those layers") from None
+                raise UserError(f"{target.source}: has ops that TFLite's builtins lack ({', '.join(ops)}; "
+                                "they would need Flex ops, which phones and browsers can't run): replace those layers") from None
             raise UserError(f"{target.source}: TFLite conversion failed at {quant} ({_first_line(e)})") from None
     bad = [op for op in op_names(blob) if op.startswith("Flex") or op.startswith("CUSTOM")]
     if bad:
         raise UserError(f"{target.source}: the converted file contains non-builtin ops {bad}; refusing to write it")
     return blob
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """Silences the converter's C++ chatter on file descriptors 1 and 2 (errors still raise)."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = []
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            saved.append((fd, os.dup(fd)))
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _first_line(e: Exception) -> str:
