@@ -4,30 +4,24 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 
 import click
 import numpy as np
 
-from train.cli_support import UserError
+from train.cli_support import UserError, user_errors
 from train.common import common_options, dry_run, start_run, training_callbacks
 
 DEFAULT_LR = {"emonet-s": 2e-3, "emonet-xs": 3e-3, "vgg-fer": 1e-3, "vggface-resnet50": 1e-4}
 
 
 def augmenter(image_size: int, seed: int, strength: str = "004"):
-    """004's augmentation as Keras preprocessing layers: flip, +-20 deg, +-20 % zoom, 4-px shifts."""
-    import keras
-    from keras import layers
+    """004's augmentation (flip, +-20 deg, +-20 % zoom, 4-px shifts at 40 px) as one Keras layer."""
+    from data_pipelines.augment import RandomAffine
 
     if strength == "none":
         return None
-    shift = 4 / 40  # 40x40 crops of a 4-px padded image = shifts of up to 4 px at 40
-    return keras.Sequential([
-        layers.RandomFlip("horizontal", seed=seed),
-        layers.RandomRotation(20 / 360, fill_mode="reflect", seed=seed + 1),
-        layers.RandomZoom((-0.2, 0.2), fill_mode="reflect", seed=seed + 2),
-        layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed + 3),
-    ], name="augment")
+    return RandomAffine(rotation=20, zoom=0.2, shift=4 / 40, flip=True, seed=seed, name="augment")
 
 
 def class_weights(labels: np.ndarray, num_classes: int, kind: str):
@@ -44,7 +38,7 @@ def class_weights(labels: np.ndarray, num_classes: int, kind: str):
 
 @click.command("expression")
 @common_options({"epochs": 24, "batch_size": 128, "preset": None})
-@click.option("--arch", type=click.Choice(["emonet-s", "emonet-xs", "vgg-fer", "vggface-resnet50"]), default="emonet-s", show_default=True)
+@click.option("--arch", default="emonet-s", show_default=True, help="emonet-s, emonet-xs, vgg-fer or vggface-resnet50.")
 @click.option("--val", "val_data", multiple=True, help="Validation data (default: the CSV's PublicTest rows, or none).")
 @click.option("--usage", default=None, help="FER CSV rows to train on (default Training when --data is a CSV).")
 @click.option("--weights", type=click.Path(), default=None, help="vggface-resnet50: rcmalli_vggface_tf_notop_resnet50.h5.")
@@ -53,26 +47,57 @@ def class_weights(labels: np.ndarray, num_classes: int, kind: str):
 @click.option("--weight-decay", type=float, default=0.01, show_default=True, help="AdamW decoupled weight decay.")
 @click.option("--augment", type=click.Choice(["004", "none"]), default="004", show_default=True)
 @click.option("--fine-tune-epochs", type=int, default=None, help="vggface-resnet50: epochs with the top blocks unfrozen (default half).")
+@click.option("--fine-tune-stages", type=click.Choice(["5", "4-5"]), default="5", show_default=True,
+              help="vggface-resnet50: ResNet stages unfrozen in phase 2 (at --lr / 10).")
+@click.option("--teacher", default=None, metavar="RUN_OR_MODEL",
+              help="Knowledge distillation from a trained classifier: a run directory (its best.keras) or a .keras file.")
+@click.option("--temperature", type=float, default=4.0, show_default=True, help="Distillation softmax temperature.")
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="Weight of the hard-label loss with --teacher (the rest is distillation).")
+@click.option("--mixup", type=float, default=0.0, show_default=True, help="Mixup Beta(a, a) parameter; 0 disables it.")
 def expression(**options):
     """Train a facial-expression classifier (FER-2013 folders or CSV, or any labelled folder)."""
     from keras_models.expression import arch_spec
 
-    spec = arch_spec(options["arch"])
+    try:
+        spec = arch_spec(options["arch"])
+    except ValueError as e:
+        raise UserError(str(e)) from None
     if not options["data"] and not options["resume"]:
         raise UserError("--data is required: a FER-2013 folder (train/<class>/...) or fer2013.csv")
     if options["weights"] and not os.path.isfile(options["weights"]):
         raise UserError(f"weights file not found: {options['weights']}")
+    if options["teacher"]:
+        options["teacher"] = resolve_teacher(options["teacher"])
+    for key in ("temperature",):
+        if options.get(key) is not None and options[key] <= 0:
+            raise UserError(f"--{key} must be positive")
+    if options.get("alpha") is not None and not 0 <= options["alpha"] <= 1:
+        raise UserError("--alpha must be between 0 and 1")
+    if (options.get("mixup") or 0) < 0:
+        raise UserError("--mixup must be >= 0")
+    if options.get("fine_tune_epochs") is not None and options["fine_tune_epochs"] < 0:
+        raise UserError("--fine-tune-epochs must be >= 0")
     options["image_size"] = options["image_size"] or spec.image_size
     options["lr"] = options["lr"] or DEFAULT_LR[options["arch"]]
     if options["dry_run"]:
         dry_run(options)
         return
+    for spec in tuple(options["data"]) + tuple(options["val_data"]):
+        if ":" not in spec.split(os.sep)[0] and not os.path.exists(spec):
+            raise UserError(f"data path not found: {spec}")
     run_dir, options, resumed = start_run("expression", options, f"{options['arch']}")
-    fit_expression(run_dir, options, resumed)
+    try:
+        fit_expression(run_dir, options, resumed)
+    except user_errors():
+        # Bad data found while loading: leave no empty run directory behind.
+        if not resumed and not os.path.exists(os.path.join(run_dir, "log.csv")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def fit_expression(run_dir, options, resumed):
     import keras
+
     from data_pipelines import make_dataset
     from keras_models.expression import arch_spec, build_classifier
 
@@ -96,33 +121,57 @@ def fit_expression(run_dir, options, resumed):
     aug = augmenter(size, options["seed"], options["augment"])
     bs = options["batch_size"]
     train_ds = make_dataset(train.images, train.labels, bs, training=True, seed=options["seed"], augment=aug, num_classes=num_classes)
+    if options.get("mixup"):
+        train_ds = mixup(train_ds, options["mixup"], options["seed"])
     val_ds = make_dataset(val.images, val.labels, 256, num_classes=num_classes) if val else None
 
     model = build_classifier(options["arch"], num_classes, size)
-    if options["arch"] == "vggface-resnet50":
+    vggface = options["arch"] == "vggface-resnet50"
+    if vggface and not resumed:
         if options["weights"]:
             from keras_models.expression.vggface import load_vggface_weights
 
-            n = load_vggface_weights(model, options["weights"])
+            try:
+                n = load_vggface_weights(model, options["weights"])
+            except (OSError, ValueError) as e:
+                raise UserError(str(e)) from None
             click.echo(f"loaded {n} layers of VGGFace weights from {options['weights']}")
         else:
             click.echo("no --weights given: training vggface-resnet50 from scratch (expect far lower accuracy)", err=True)
 
-    steps = math.ceil(len(train) / bs)
-    total = steps * options["epochs"]
-    warmup = min(steps, total // 10)
-    schedule = keras.optimizers.schedules.CosineDecay(options["lr"] / 10, total - warmup, alpha=0.01,
-                                                      warmup_target=options["lr"], warmup_steps=warmup)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=options["weight_decay"]),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=options["label_smoothing"]),
-        metrics=["accuracy"],
-    )
+    teacher = None
+    if options.get("teacher"):
+        teacher = load_teacher(options["teacher"], num_classes)
+        click.echo(f"distilling from {options['teacher']} (T={options['temperature']}, alpha={options['alpha']})")
+
     with open(os.path.join(run_dir, "labels.txt"), "w") as f:
         f.write("\n".join(labels) + "\n")
     cw = class_weights(train.labels, num_classes, options["class_weight"])
+    steps = math.ceil(len(train) / bs)
+    epochs = options["epochs"]
+    # vggface-resnet50: phase 1 trains the head on a frozen base, phase 2 also the top stages at lr / 10.
+    phases = [(0, epochs, options["lr"], None)]
+    if vggface:
+        tune = options.get("fine_tune_epochs")
+        tune = epochs // 2 if tune is None else min(tune, epochs)
+        stages = tuple(int(s) for s in (options.get("fine_tune_stages") or "5").split("-"))
+        first = epochs - tune
+        phases = [p for p in ((0, first, options["lr"], ()), (first, epochs, options["lr"] / 10, stages)) if p[1] > p[0]]
+    done = _epochs_done(run_dir) if resumed else 0
     callbacks = training_callbacks(run_dir, resumed, monitor="val_accuracy" if val else None)
-    model.fit(train_ds, validation_data=val_ds, epochs=options["epochs"], callbacks=callbacks, class_weight=cw, verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
+    trainer = model
+    for start, end, lr, stages in phases:
+        if done >= end:
+            continue  # a resumed run already finished this phase
+        if stages is not None:
+            from keras_models.expression.vggface import set_trainable_blocks
+
+            n = set_trainable_blocks(model, stages)
+            what = f"stages {'+'.join(map(str, stages))} unfrozen ({n} layers)" if stages else "base frozen"
+            click.echo(f"epochs {start + 1}-{end}: {what}, lr {lr:g}")
+        trainer = compile_for_training(model, teacher, options, lr, steps * (end - start), warmup=start == 0)
+        trainer.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=end, callbacks=callbacks,
+                    class_weight=cw, verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
     last = os.path.join(run_dir, "last.keras")
     model.save(last)
     best = os.path.join(run_dir, "best.keras") if val else last
@@ -133,6 +182,80 @@ def fit_expression(run_dir, options, resumed):
 
         evaluate_model(best, val.images, val.labels, list(labels), os.path.join(run_dir, "eval_val.json"))
     click.echo(f"done: {run_dir} (model {best})")
+
+
+def compile_for_training(model, teacher, options, lr, total_steps, warmup=True):
+    """AdamW with a (warm-up +) cosine schedule over `total_steps`; a Distiller when there is a teacher."""
+    import keras
+
+    warm = min(max(total_steps // 10, 1), total_steps - 1) if warmup and total_steps > 1 else 0
+    schedule = keras.optimizers.schedules.CosineDecay(lr / 10 if warm else lr, max(total_steps - warm, 1), alpha=0.01,
+                                                      warmup_target=lr if warm else None, warmup_steps=warm)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=options["weight_decay"])
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=options["label_smoothing"])
+    accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    if teacher is None:
+        model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
+        return model
+    from keras_models.expression.distill import Distiller
+
+    distiller = Distiller(model, teacher, temperature=options["temperature"], alpha=options["alpha"])
+    distiller.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
+    return distiller
+
+
+def _epochs_done(run_dir) -> int:
+    path = os.path.join(run_dir, "log.csv")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return max(sum(1 for line in f if line.strip()) - 1, 0)
+
+
+def resolve_teacher(spec: str) -> str:
+    """A run directory (its best.keras, else last.keras) or a .keras file."""
+    if os.path.isdir(spec):
+        for name in ("best.keras", "last.keras"):
+            if os.path.isfile(os.path.join(spec, name)):
+                return os.path.join(spec, name)
+        raise UserError(f"--teacher {spec}: run directory has no best.keras or last.keras")
+    if not os.path.isfile(spec):
+        raise UserError(f"--teacher not found: {spec}")
+    if not spec.endswith(".keras"):
+        raise UserError(f"--teacher must be a .keras model or a run directory: {spec}")
+    return spec
+
+
+def load_teacher(path: str, num_classes: int):
+    import keras
+
+    try:
+        teacher = keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - any load failure is a bad file for the user
+        raise UserError(f"--teacher: not a Keras model file: {path} ({type(e).__name__})") from None
+    out = teacher.output_shape
+    if len(teacher.input_shape) != 4 or out[-1] != num_classes:
+        raise UserError(f"--teacher {path}: expected an image classifier with {num_classes} outputs, got input {teacher.input_shape} output {out}")
+    teacher.trainable = False
+    return teacher
+
+
+def mixup(ds, alpha: float, seed: int = 0):
+    """Mixup (Zhang et al. 2018) on batches of (float images, one-hot labels): each batch is mixed
+    with a shuffled copy of itself, one Beta(alpha, alpha) weight per example."""
+    import tensorflow as tf
+
+    def mix(x, y):
+        n = tf.shape(x)[0]
+        a = tf.random.gamma([n], alpha, seed=seed)
+        b = tf.random.gamma([n], alpha, seed=seed + 1)
+        lam = a / (a + b)
+        perm = tf.random.shuffle(tf.range(n), seed=seed + 2)
+        lx = tf.reshape(lam, [-1, 1, 1, 1])
+        ly = tf.reshape(lam, [-1, 1])
+        return lx * x + (1 - lx) * tf.gather(x, perm), ly * y + (1 - ly) * tf.gather(y, perm)
+
+    return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _load(specs, size, channels, usage, options, labels=None):
