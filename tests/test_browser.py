@@ -172,8 +172,17 @@ def test_keyboard_inserts_and_searches(report):
 def test_service_worker_caches_the_app(report):
     sw = _first(report)["service_worker"]
     assert isinstance(sw, dict) and sw["active"], sw
-    for path in ("/", "/js/app.js", "/emoji_keyboard.json"):
+    for path in ("/", "/js/app.js", "/emoji_keyboard.json", "/vendor/litertjs/core/dist/index.js"):
         assert path in sw["cached"]
+    assert any(p.endswith(".wasm") for p in sw["cached"]), sw["cached"]
+
+
+def test_works_offline_after_the_first_visit(report):
+    run = _first(report)
+    offline = run["offline"]
+    assert offline["state"] == "ready", offline
+    assert offline["tasks"] == run["tasks"], "the model manifest wasn't cached"
+    assert offline["detector"] == run["detector_loaded"], "a model failed to load offline"
 
 
 def test_panels_say_not_shipped_or_work(report):

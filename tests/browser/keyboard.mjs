@@ -138,10 +138,12 @@ async function main() {
   for (let i = 0; i < runs.length; i++) {
     const {name, file} = runs[i];
     const out = (result.runs[name] = {});
-    const {browser, page} = await launch(file);
+    const {browser, context, page} = await launch(file);
     try {
       const t0 = Date.now();
       Object.assign(out, await ready(page));
+      out.tasks = await page.evaluate(() => (window.emotekit.manifest?.models || []).map((m) => m.task));
+      out.detector_loaded = await page.evaluate(() => document.body.dataset.detector || null);
       out.load_ms = Date.now() - t0;
       if (i === 0) {
         await keyboardChecks(page, out);
@@ -166,10 +168,31 @@ async function main() {
           if (!navigator.serviceWorker) return null;
           const reg = await Promise.race([navigator.serviceWorker.ready, new Promise((r) => setTimeout(() => r(null), 5000))]);
           if (!reg) return 'not ready';
-          const keys = await caches.keys();
-          const cached = keys.length ? (await (await caches.open(keys[0])).keys()).map((r) => new URL(r.url).pathname) : [];
+          // Wait (up to 15 s) until the worker has also cached the wasm the page used.
+          let cached = [];
+          for (let t = 0; t < 75; t++) {
+            const keys = await caches.keys();
+            cached = keys.length ? (await (await caches.open(keys[0])).keys()).map((r) => new URL(r.url).pathname) : [];
+            if (cached.some((p) => p.endsWith('.wasm'))) break;
+            await new Promise((r) => setTimeout(r, 200));
+          }
           return {active: !!reg.active, cached};
         });
+        // Offline: the page must come back from the service worker's cache, models included.
+        await context.setOffline(true);
+        try {
+          await page.reload();
+          await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, {timeout: 30000});
+          out.offline = await page.evaluate(() => ({
+            state: document.body.dataset.state,
+            status: document.getElementById('status').textContent,
+            detector: document.body.dataset.detector || null,
+            tasks: (window.emotekit.manifest?.models || []).map((m) => m.task),
+          }));
+        } catch (e) {
+          out.offline = {state: 'failed', status: String(e).slice(0, 300)};
+        }
+        await context.setOffline(false);
       }
     } catch (e) {
       out.error = String(e && e.stack || e);
