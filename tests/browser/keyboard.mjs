@@ -29,7 +29,7 @@ function parseArgs(argv) {
 
 const args = parseArgs(process.argv.slice(2));
 const origin = new URL(args.url).origin;
-const result = {origin, runs: {}, external: [], console_errors: [], page_errors: [], failed: []};
+const result = {origin, runs: {}, external: [], console_errors: [], page_errors: [], http_errors: [], failed: []};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function launch(y4m) {
@@ -50,7 +50,11 @@ async function launch(y4m) {
   context.on('request', watch);
   page.on('console', (m) => {
     // LiteRT's wasm logs its INFO / WARNING lines through console.error: keep only real errors.
-    if (m.type() === 'error' && !/^(INFO|WARNING): /.test(m.text())) result.console_errors.push(m.text());
+    // "Failed to load resource" lines are HTTP errors, recorded with their URLs in http_errors.
+    if (m.type() === 'error' && !/^(INFO|WARNING): |^Failed to load resource/.test(m.text())) result.console_errors.push(m.text());
+  });
+  context.on('response', (r) => {
+    if (r.status() >= 400) result.http_errors.push(`${r.status()} ${new URL(r.url()).pathname}`);
   });
   page.on('pageerror', (e) => result.page_errors.push(String(e)));
   page.on('requestfailed', (r) => result.failed.push(`${r.url()} ${r.failure()?.errorText}`));
