@@ -8,7 +8,9 @@ const NOT_SHIPPED = 'Not shipped yet: this model isn\'t in mobile_demo/models/ma
 
 /** The [lo, hi] range of a generator's output, from its manifest entry (default tanh: [-1, 1]). */
 export function outputRange(entry) {
-  const r = (entry.output && entry.output.range) || entry.output_range || entry.range;
+  // export/cli.py writes "outputs": [{name, shape, dtype, range}]; older entries may say "output".
+  const first = Array.isArray(entry.outputs) ? entry.outputs[0] : null;
+  const r = (first && first.range) || (entry.output && entry.output.range) || entry.output_range || entry.range;
   if (Array.isArray(r) && r.length === 2) return r.map(Number);
   return [-1, 1];
 }
