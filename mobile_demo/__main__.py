@@ -63,6 +63,10 @@ def serve(host, port, use_https, models_dir, verbose):
         click.echo("stopped")
     finally:
         httpd.server_close()
+        if getattr(httpd, "temp_cert_dir", None):  # the key never outlives the server
+            import shutil
+
+            shutil.rmtree(httpd.temp_cert_dir, ignore_errors=True)
 
 
 # Subcommands that live in their own modules (each defines a Click command of the same name).

@@ -274,4 +274,5 @@ def make_server(host: str = "127.0.0.1", port: int = 8000, https: bool = False, 
         ctx.load_cert_chain(cert, key)
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
         server.cert_path = cert
+        server.temp_cert_dir = None if cert_dir else folder
     return server
