@@ -85,6 +85,15 @@ def evaluate_model(model_path, images, labels, label_names, json_path, tta=False
     return metrics
 
 
+def model_io(clf) -> tuple[tuple[int, int, int], int]:
+    """((H, W, C) input, number of outputs) of a loaded classifier (.keras or .tflite)."""
+    if hasattr(clf, "model"):
+        shape, out = clf.model.input_shape, clf.model.output_shape
+    else:
+        shape, out = tuple(clf.inp["shape"]), tuple(clf.out["shape"])
+    return (int(shape[1]), int(shape[2]), int(shape[3])), int(out[-1])
+
+
 @click.command("evaluate")
 @click.option("--model", "model_path", required=True, help=".keras or .tflite classifier.")
 @click.option("--data", required=True, help="Kaggle-layout folder (class sub-folders) or FER CSV.")
@@ -103,9 +112,14 @@ def evaluate(model_path, data, usage, json_path, tta, limit):
     if not os.path.isdir(out_dir):
         raise UserError(f"output folder does not exist: {out_dir}")
     clf = load_classifier(model_path)
+    in_shape, n_out = model_io(clf)
+    if in_shape[0] != in_shape[1] or in_shape[2] not in (1, 3):
+        raise UserError(f"{model_path} takes {in_shape[0]}x{in_shape[1]}x{in_shape[2]} input; evaluate needs a square grey or RGB image classifier")
     size, channels = clf.input_size, clf.channels
     ds = load_source(data, size, channels, labeled=True, class_names=clf.labels, usage=usage, limit=limit)
     labels = clf.labels or list(ds.class_names)
+    if n_out != len(labels):
+        raise UserError(f"{model_path} has {n_out} outputs but the labels are {len(labels)} classes ({', '.join(labels)})")
     m = evaluate_model(model_path, ds.images, ds.labels, labels, json_path, tta)
     click.echo(f"{model_path} on {data}: {m['count']} images")
     click.echo(f"accuracy {m['accuracy'] * 100:.2f} %   macro-F1 {m['macro_f1'] * 100:.2f} %")

@@ -9,7 +9,7 @@ import shutil
 import click
 import numpy as np
 
-from train.cli_support import UserError, user_errors
+from train.cli_support import UserError, atomic_path, user_errors
 from train.common import common_options, dry_run, start_run, training_callbacks
 
 DEFAULT_LR = {"emonet-s": 2e-3, "emonet-xs": 3e-3, "vgg-fer": 1e-3, "vggface-resnet50": 1e-4}
@@ -158,6 +158,12 @@ def fit_expression(run_dir, options, resumed):
         first = epochs - tune
         phases = [p for p in ((0, first, options["lr"], ()), (first, epochs, options["lr"] / 10, stages)) if p[1] > p[0]]
     done = _epochs_done(run_dir) if resumed else 0
+    last = os.path.join(run_dir, "last.keras")
+    # A run that finished deleted its backup: extending it (--resume --epochs more) starts from last.keras.
+    extend = resumed and done > 0 and not os.path.isdir(os.path.join(run_dir, "backup")) and os.path.isfile(last)
+    if extend:
+        model.load_weights(last)
+        click.echo(f"continuing a finished run from {last} at epoch {done + 1}")
     callbacks = training_callbacks(run_dir, resumed, monitor="val_accuracy" if val else None)
     trainer = model
     for start, end, lr, stages in phases:
@@ -170,10 +176,18 @@ def fit_expression(run_dir, options, resumed):
             what = f"stages {'+'.join(map(str, stages))} unfrozen ({n} layers)" if stages else "base frozen"
             click.echo(f"epochs {start + 1}-{end}: {what}, lr {lr:g}")
         trainer = compile_for_training(model, teacher, options, lr, steps * (end - start), warmup=start == 0)
-        trainer.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=end, callbacks=callbacks,
+        initial = start
+        if extend and done > start:
+            initial = done
+            trainer.optimizer.build(trainer.trainable_variables)
+            trainer.optimizer.iterations.assign(steps * (done - start))  # the schedule goes on where it was
+        trainer.fit(train_ds, validation_data=val_ds, initial_epoch=initial, epochs=end, callbacks=callbacks,
                     class_weight=cw, verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
-    last = os.path.join(run_dir, "last.keras")
-    model.save(last)
+        for cb in callbacks:  # a later phase adds to this phase's log
+            if isinstance(cb, keras.callbacks.CSVLogger):
+                cb.append = True
+    with atomic_path(last) as tmp:
+        model.save(tmp)
     best = os.path.join(run_dir, "best.keras") if val else last
     if not os.path.exists(best):
         best = last
