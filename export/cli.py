@@ -188,7 +188,7 @@ def prepare_data(target: Target, opts: dict, data: tuple, calib: tuple, quant: s
         cal = rng_c.standard_normal((calib_size, dim)).astype(np.float32) if quant == "int8" else None
         ver = rng_v.standard_normal((min(verify_size, 256), dim)).astype(np.float32)
         desc = {"name": target.input_name, "shape": list(target.input_shape), "dtype": "float32",
-                "preprocessing": f"latent vector, standard normal N(0, 1) of size {dim} (seed = id)"}
+                "preprocessing": f"latent vector, standard normal N(0, 1) of size {dim}"}
         return cal, ver, None, desc
     key, text = input_range(target, range_choice, opts)
     desc = {"name": target.input_name, "shape": list(target.input_shape), "dtype": "float32", "preprocessing": text,
@@ -206,7 +206,7 @@ def prepare_data(target: Target, opts: dict, data: tuple, calib: tuple, quant: s
         else:
             xc = _load_images(cal_specs, cal_usage, target, calib_size, labeled)[0]
         if len(xc) < MIN_CALIBRATION:
-            raise UserError(f"int8 calibration needs at least {MIN_CALIBRATION} examples; {', '.join(cal_specs)} has {len(xc)}")
+            raise UserError(f"int8 calibration needs at least {MIN_CALIBRATION} examples; {', '.join(cal_specs)} has {len(xc)} (add more with --calib-data)")
         cal = _scale(xc[_spread(len(xc), calib_size)], key)
     return cal, _scale(xv, key), yv, desc
 

@@ -330,7 +330,7 @@ def compare(target: Target, ref: list[np.ndarray], got: list[np.ndarray], labels
             m["keras_macro_f1"] = _macro_f1(labels, k, len(names))
         return m
     if target.family == "decoder":
-        lo, hi = output_range(ref[0])
+        lo, hi = target.outputs_desc()[0].get("range") or output_range(ref[0])
         mse = float(np.mean((ref[0] - got[0]) ** 2))
         m["output_range"] = [lo, hi]
         m["psnr_db"] = float(10 * np.log10((hi - lo) ** 2 / mse)) if mse > 0 else 200.0
