@@ -79,7 +79,7 @@ def test_sampling():
 def test_train_step_finite_loss():
     keras.utils.set_random_seed(0)
     vae = build_vae("tiny-32", seed=0)
-    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)  # one step: tracing costs more
     x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     before = [w.numpy().copy() for w in vae.encoder.trainable_weights]
     logs = vae.train_on_batch(x, return_dict=True)
@@ -104,7 +104,7 @@ def test_config_round_trip():
 
 def test_save_load_equality(tmp_path):
     vae = build_vae("tiny-32", seed=0)
-    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)  # one step: tracing costs more
     x = np.random.default_rng(2).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     vae.train_on_batch(x)  # moves BatchNorm statistics away from their initial values
     for model in (vae, vae.encoder, vae.decoder):
