@@ -32,6 +32,11 @@ def common_options(defaults: dict):
             click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only N examples (quick runs)."),
             click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True, help="Unreadable images: skip and count, or stop."),
             click.option("--dry-run", is_flag=True, help="Print the resolved options and exit."),
+            click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker", "tpu"]), default="default", show_default=True,
+                         help="tf.distribute: mirrored = all local GPUs, multiworker = the machines of TF_CONFIG, tpu = a Cloud TPU."),
+            click.option("--tpu", default=None, metavar="ADDRESS", help="With --strategy tpu: 'local' (a TPU VM, the default), a TPU name or grpc://HOST:PORT."),
+            click.option("--mixed-precision", type=click.Choice(["off", "fp16", "bf16"]), default="off", show_default=True,
+                         help="Mixed precision: fp16 for GPUs (with loss scaling), bf16 for TPUs and recent GPUs."),
         ]
         for opt in reversed(opts):
             f = opt(f)
@@ -57,6 +62,9 @@ def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:
         if options.get("epochs") and options["epochs"] > saved.get("epochs", 0):
             saved["epochs"] = options["epochs"]
         saved["resume"] = run_dir
+        for key in ("strategy", "tpu"):  # a run may continue on other hardware
+            if options.get(key) is not None:
+                saved[key] = options[key]
         return run_dir, saved, True
     if options.get("dry_run"):
         return "", options, False
