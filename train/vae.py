@@ -187,6 +187,7 @@ def write_plots(run_dir, encoder, decoder, images, seed=0):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from keras_models.vae.latent import tile
 
@@ -208,6 +209,7 @@ def write_plots(run_dir, encoder, decoder, images, seed=0):
             ax.plot(*zip(*vals), marker="o" if len(vals) < 30 else None)
         ax.set_title(f"{title} loss")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     save(fig, "loss.png")
 
