@@ -1,0 +1,30 @@
+"""StyleGAN2-style generator: equalised-lr layers, modulated / demodulated convolutions,
+mapping / synthesis / discriminator networks, the training wrapper, and attribute directions
+(auto-labelling image statistics, InterFaceGAN boundaries, GANSpace PCA)."""
+
+from keras_models.stylegan.gan import StyleGAN
+from keras_models.stylegan.layers import (
+    ConstantInput,
+    EqualConv2D,
+    EqualDense,
+    MinibatchStd,
+    ModulatedConv2D,
+    PixelNorm,
+    SelectW,
+    Truncation,
+)
+from keras_models.stylegan.networks import (
+    CONFIGS,
+    StyleGANConfig,
+    build,
+    discriminator_network,
+    generator,
+    get_config,
+    mapping_network,
+    synthesis_from_w,
+    synthesis_network,
+)
+
+__all__ = ["CONFIGS", "ConstantInput", "EqualConv2D", "EqualDense", "MinibatchStd", "ModulatedConv2D", "PixelNorm", "SelectW",
+           "StyleGAN", "StyleGANConfig", "Truncation", "build", "discriminator_network", "generator", "get_config",
+           "mapping_network", "synthesis_from_w", "synthesis_network"]

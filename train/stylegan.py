@@ -1,0 +1,376 @@
+"""`python -m train stylegan` (StyleGAN2-style anime character generator), plus
+`stylegan-directions` (auto-labelled InterFaceGAN + GANSpace attribute directions),
+`stylegan-edit` (one character with slider edits) and `stylegan-sheet` (slider sheets).
+
+A run directory holds options.json ("kind": "stylegan"), samples/epoch_NNNN.png (the EMA
+generator at ids 0..N-1, the same latents every epoch: id = seed, as for the DCGAN's emotes),
+progress.gif, log.csv, tensorboard/, and after every epoch the EMA networks: mapping.keras
+(z -> w), synthesis.keras (w -> image, w broadcast to every layer: the exported form),
+synthesis_ws.keras (per-layer ws, for style mixing), gan.weights.h5 + state.json (resume).
+`stylegan-directions` adds directions.json (w_avg and the named unit directions with scales).
+An "epoch" is --kimg-per-epoch thousand images, StyleGAN's "tick", not a pass over the data.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import time
+
+import click
+import numpy as np
+
+from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
+from train.common import common_options, dry_run, require_data, start_run, training_callbacks, with_user_errors
+from train.dcgan import grid, make_gif, save_png, to_uint8
+
+SMALL_DATA = 30000  # DiffAugment on by default below this many images
+SIZE_CONFIGS = {16: "tiny", 32: "small32", 64: "small64", 128: "small128"}
+
+
+@click.command("stylegan")
+@common_options({"epochs": 50, "batch_size": 16})
+@click.option("--augment", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help=f"DiffAugment before the discriminator; auto = on below {SMALL_DATA} images.")
+@click.option("--policy", default="color,translation,cutout", show_default=True, help="DiffAugment policy.")
+@click.option("--r1-gamma", type=click.FloatRange(0), default=0.5, show_default=True, help="R1 weight (0 = off).")
+@click.option("--r1-interval", type=click.IntRange(1), default=16, show_default=True, help="Lazy R1: every N steps.")
+@click.option("--style-mixing", type=click.FloatRange(0, 1), default=0.9, show_default=True, help="Style-mixing probability.")
+@click.option("--ema-kimg", type=click.FloatRange(0), default=2.0, show_default=True, help="EMA half-life in kimg (0 = off).")
+@click.option("--kimg-per-epoch", type=click.FloatRange(0.01), default=1.0, show_default=True,
+              help="Thousands of images per epoch (samples and checkpoints every epoch).")
+@click.option("--flip/--no-flip", default=True, show_default=True, help="Random horizontal flips of the training images.")
+@click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each grid.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Minutes: stop cleanly after the epoch that would pass it.")
+@with_user_errors
+def stylegan(**options):
+    """Train a StyleGAN2-style generator (64x64 by default; --image-size 128, or --preset NAME)."""
+    from keras_models.dcgan import parse_policy
+    from keras_models.stylegan import CONFIGS
+
+    require_data(options["data"], "stylegan (e.g. --data ../shared/data/anime_faces)")
+    parse_policy(options["policy"])
+    size = options["image_size"] = options["image_size"] or (CONFIGS[options["preset"]].resolution if options["preset"] in CONFIGS else 64)
+    preset = options["preset"] = options["preset"] or SIZE_CONFIGS.get(size)
+    if preset not in CONFIGS:
+        raise UserError(f"unknown --preset {preset!r} for stylegan; choose one of {', '.join(CONFIGS)}")
+    if CONFIGS[preset].resolution != size:
+        raise UserError(f"--preset {preset} is {CONFIGS[preset].resolution}x{CONFIGS[preset].resolution}, not --image-size {size}")
+    options["lr"] = options["lr"] or 0.002
+    options["config"] = CONFIGS[preset].to_dict()
+    options["data"] = list(options["data"])
+    if options["dry_run"]:
+        dry_run(options)
+        return
+    run_dir, options, resumed = start_run("stylegan", options, f"{preset}")
+    fit_stylegan(run_dir, options, resumed)
+
+
+def fit_stylegan(run_dir, options, resumed):
+    import keras
+    import tensorflow as tf
+
+    from data_pipelines import load_sources, make_dataset
+    from keras_models.stylegan import StyleGAN, build
+
+    keras.utils.set_random_seed(options["seed"])
+    size = options["image_size"]
+    data = load_sources(options["data"], size, 3, labeled=False, limit=options["limit"], on_error=options["on_error"])
+    n = len(data)
+    if n < 2:
+        raise UserError(f"stylegan needs at least 2 training images; {', '.join(options['data'])} gave {n}")
+    bs = min(options["batch_size"], n)
+    augment = options["augment"] == "on" or (options["augment"] == "auto" and n < SMALL_DATA)
+    steps = max(1, int(round(options["kimg_per_epoch"] * 1000 / bs)))
+    click.echo(f"train: {n} images at {size}x{size}, batch {bs}, {steps} steps per epoch; DiffAugment "
+               f"{'on (' + options['policy'] + ')' if augment else 'off'}; skipped {len(data.skipped)} unreadable")
+    ds = make_dataset(data.images, None, bs, training=True, seed=options["seed"], drop_remainder=True, repeat=True)
+    flip = options["flip"]
+    ds = ds.map(lambda x: tf.where(tf.random.uniform([tf.shape(x)[0], 1, 1, 1]) < 0.5, x[:, :, ::-1], x) if flip else x)
+    ds = ds.map(lambda x: x / 127.5 - 1.0)
+
+    mapping, synthesis, discriminator = build(options["config"])
+    gan = StyleGAN(mapping, synthesis, discriminator, augment=options["policy"] if augment else "", r1_gamma=options["r1_gamma"],
+                   r1_interval=options["r1_interval"], style_mixing=options["style_mixing"], ema_kimg=options["ema_kimg"],
+                   seed=options["seed"])
+    # Adam(0, 0.99) as StyleGAN2, with the lazy-regularisation correction of the discriminator's lr and betas.
+    c = options["r1_interval"] / (options["r1_interval"] + 1) if options["r1_gamma"] > 0 else 1.0
+    gan.compile(d_optimizer=keras.optimizers.Adam(options["lr"] * c, beta_1=0.0, beta_2=0.99**c, epsilon=1e-8),
+                g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=0.0, beta_2=0.99, epsilon=1e-8))
+    initial_epoch = 0
+    final = os.path.join(run_dir, "gan.weights.h5")
+    if resumed and not os.path.isdir(os.path.join(run_dir, "backup")) and os.path.isfile(final):
+        gan.load_weights(final)
+        initial_epoch = _epochs_done(run_dir)
+        if initial_epoch >= options["epochs"]:
+            raise UserError(f"{run_dir} already trained {initial_epoch} epochs; pass a larger --epochs to continue it")
+        click.echo(f"continuing the finished run from epoch {initial_epoch}")
+    monitor = stylegan_monitor(run_dir, gan, options["n_samples"], options.get("time_limit"), bs)
+    gan.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, initial_epoch=initial_epoch,
+            callbacks=[monitor] + training_callbacks(run_dir, resumed), verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
+    click.echo(f"done: {run_dir} (mapping.keras, synthesis.keras; samples in {monitor.samples_dir}); "
+               f"next: python -m train stylegan-directions {run_dir}")
+
+
+def _epochs_done(run_dir) -> int:
+    path = os.path.join(run_dir, "state.json")
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f).get("epochs_done", 0))
+
+
+def save_networks(run_dir, gan, epochs_done, images_seen):
+    """The EMA (else the live) networks as .keras files, the training state for resuming."""
+    from keras_models.stylegan import synthesis_from_w
+
+    mapping = gan.ema_mapping or gan.mapping
+    synthesis = gan.ema_synthesis or gan.synthesis
+    for name, model in (("mapping.keras", mapping), ("synthesis_ws.keras", synthesis),
+                        ("synthesis.keras", synthesis_from_w(synthesis, name="synthesis"))):
+        with atomic_path(os.path.join(run_dir, name)) as tmp:
+            model.save(tmp)
+    with atomic_path(os.path.join(run_dir, "gan.weights.h5"), suffix=".weights.h5") as tmp:
+        gan.save_weights(tmp)
+    write_json(os.path.join(run_dir, "state.json"), {"epochs_done": epochs_done, "kimg": round(images_seen / 1000, 3)})
+
+
+def stylegan_monitor(run_dir, gan, n_samples=64, time_limit=None, batch_size=16):
+    import keras
+
+    from keras_models.dcgan import noise_for_ids
+
+    class StyleGANMonitor(keras.callbacks.Callback):
+        """Each epoch: the fixed-id grid from the EMA generator, the networks and the state.
+        At the end: progress.gif. Stops after the epoch that would pass --time-limit."""
+
+        def __init__(self):
+            super().__init__()
+            self.samples_dir = ensure_writable_dir(os.path.join(run_dir, "samples"))
+            self.z = noise_for_ids(range(n_samples), gan.z_dim)
+            self.time_limit = time_limit * 60 if time_limit else None
+
+        def on_train_begin(self, logs=None):
+            self.t0 = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t_epoch = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            m, s = gan.ema_mapping or gan.mapping, gan.ema_synthesis or gan.synthesis
+            w = np.asarray(m(self.z, training=False))
+            imgs = np.asarray(s(np.repeat(w[:, None], gan.num_ws, 1), training=False))
+            save_png(os.path.join(self.samples_dir, f"epoch_{epoch + 1:04d}.png"), grid(to_uint8(imgs)))
+            seen = float(gan.images_seen.numpy())
+            save_networks(run_dir, gan, epoch + 1, seen)
+            if logs is not None:
+                logs["kimg"] = seen / 1000
+                logs["sec_per_kimg"] = (time.monotonic() - self.t_epoch) / max(1e-9, self.params.get("steps", 1) * batch_size / 1000)
+            if self.time_limit:
+                now = time.monotonic()
+                if now - self.t0 + (now - self.t_epoch) > self.time_limit:
+                    click.echo(f"\nstopping after epoch {epoch + 1}: --time-limit reached (continue with --resume {run_dir} --epochs N)", err=True)
+                    self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            make_gif(sorted(glob.glob(os.path.join(self.samples_dir, "epoch_*.png"))), os.path.join(run_dir, "progress.gif"))
+
+    return StyleGANMonitor()
+
+
+# --------------------------------------------------------------------------- loading a run
+
+
+def load_run(run):
+    """(mapping, synthesis (w input), options) of a stylegan run directory."""
+    import keras
+
+    import keras_models.stylegan  # noqa: F401 - registers the custom layers
+
+    opts = load_run_options(run, "stylegan")
+    models = []
+    for name in ("mapping.keras", "synthesis.keras"):
+        path = os.path.join(run, name)
+        if not os.path.isfile(path):
+            raise UserError(f"{run} has no {name} yet (has it finished an epoch?)")
+        try:
+            models.append(keras.saving.load_model(path, compile=False))
+        except (ValueError, OSError) as e:
+            raise UserError(f"cannot load {path}: {str(e).splitlines()[0]}") from None
+    return models[0], models[1], opts
+
+
+def w_avg_of(mapping) -> np.ndarray:
+    return np.asarray(mapping.get_layer("truncation").w_avg.numpy(), np.float32)
+
+
+def render(synthesis, w, batch=64) -> np.ndarray:
+    """float images in [-1, 1] for ws (N, w_dim)."""
+    w = np.asarray(w, np.float32)
+    return np.concatenate([np.asarray(synthesis(w[i:i + batch], training=False)) for i in range(0, len(w), batch)])
+
+
+def ws_for_ids(mapping, ids, psi=1.0) -> np.ndarray:
+    from keras_models.dcgan import noise_for_ids
+    from keras_models.stylegan.directions import truncate
+
+    w = np.asarray(mapping(noise_for_ids(list(ids), mapping.input_shape[-1]), training=False))
+    return truncate(w, w_avg_of(mapping), psi)
+
+
+# --------------------------------------------------------------------------- directions
+
+
+@click.command("stylegan-directions")
+@click.argument("run", type=click.Path())
+@click.option("--samples", "n", type=click.IntRange(100), default=3000, show_default=True, help="Generated images to auto-label.")
+@click.option("--psi", type=click.FloatRange(0, 1), default=0.8, show_default=True, help="Truncation of the labelled samples.")
+@click.option("--fraction", type=click.FloatRange(0.05, 0.5), default=0.3, show_default=True, help="Top/bottom fraction labelled 1/0.")
+@click.option("--components", type=click.IntRange(0, 64), default=8, show_default=True, help="GANSpace PCA directions (pc0..).")
+@click.option("--seed", type=int, default=1_000_000, show_default=True, help="First id of the labelled samples.")
+@with_user_errors
+def stylegan_directions(run, n, psi, fraction, components, seed):
+    """Find attribute directions in w space: auto-labels (image statistics), InterFaceGAN
+    boundaries orthogonalised against each other, and GANSpace PCA; writes RUN/directions.json."""
+    data = find_directions(run, n, psi, fraction, components, seed)
+    for name, e in data["directions"].items():
+        extra = f", accuracy {e['accuracy']:.2f}" if "accuracy" in e else f", variance {e['variance_fraction']:.3f}"
+        eff = e.get("effect")
+        eff_s = f"; +2 moves its score by {eff['own_score_std']:+.2f} std (largest other: {eff['largest_other']} {eff['largest_other_std']:+.2f})" if eff else ""
+        click.echo(f"{name}: {e['kind']}{extra}{eff_s}")
+    click.echo(f"wrote {os.path.join(run, 'directions.json')}")
+
+
+def find_directions(run, n=3000, psi=0.8, fraction=0.3, components=8, seed=1_000_000) -> dict:
+    from keras_models.stylegan import directions as D
+
+    mapping, synthesis, opts = load_run(run)
+    ws = ws_for_ids(mapping, range(seed, seed + n), psi)
+    imgs = render(synthesis, ws)
+    scores = D.image_scores(imgs)
+    scores = {k: v for k, v in scores.items() if np.std(v) > 1e-6}
+    raw = D.fit_boundaries(ws, scores, fraction=fraction)
+    ortho = D.orthogonalize({k: v for k, (v, _) in raw.items()})
+    entries = {}
+    for name, v in ortho.items():
+        proj = ws @ v
+        cos = {o: float(np.dot(raw[name][0], raw[o][0])) for o in raw if o != name}
+        entries[name] = {"vector": v, "scale": float(proj.std()), "kind": "interfacegan", "accuracy": raw[name][1],
+                         "description": D.ATTRIBUTES.get(name, ""), "raw_vector": [float(a) for a in raw[name][0]],
+                         "cosine_with_others_before_orthogonalisation": cos}
+    if components:
+        vecs, stds, fracs = D.pca_directions(ws, components)
+        for i, (v, sd, fr) in enumerate(zip(vecs, stds, fracs)):
+            entries[f"pc{i}"] = {"vector": v, "scale": float(sd), "kind": "ganspace", "variance_fraction": float(fr)}
+    data = D.make_directions(w_avg_of(mapping), entries, psi=psi, samples=n, fraction=fraction, first_id=seed)
+    # Measure every attribute edit on a held-out batch: +2 vs -2, in std units of each score.
+    test_ws = ws_for_ids(mapping, range(seed + n, seed + n + 200), psi)
+    sd = {k: float(np.std(v)) + 1e-9 for k, v in scores.items()}
+    loaded = {k: {"vector": np.asarray(e["vector"], np.float32), "scale": e["scale"]} for k, e in data["directions"].items()}
+    for name in ortho:
+        lo = D.image_scores(render(synthesis, D.apply_edits(test_ws, loaded, {name: -2})))
+        hi = D.image_scores(render(synthesis, D.apply_edits(test_ws, loaded, {name: +2})))
+        delta = {k: float(np.mean(hi[k] - lo[k]) / sd[k]) for k in scores}
+        others = {k: v for k, v in delta.items() if k != name}
+        worst = max(others, key=lambda k: abs(others[k])) if others else ""
+        data["directions"][name]["effect"] = {"own_score_std": delta[name], "all_scores_std": delta,
+                                              "largest_other": worst, "largest_other_std": others.get(worst, 0.0)}
+    D.save_directions(os.path.join(run, "directions.json"), data, atomic=atomic_path)
+    return data
+
+
+def run_directions(run):
+    from keras_models.stylegan import directions as D
+
+    path = os.path.join(run, "directions.json")
+    if not os.path.isfile(path):
+        raise UserError(f"{run} has no directions.json: run `python -m train stylegan-directions {run}` first")
+    try:
+        return D.load_directions(path)
+    except (ValueError, KeyError) as e:
+        raise UserError(str(e).splitlines()[0] if str(e) else f"unreadable directions file {path}") from None
+
+
+def parse_attrs(attrs) -> dict:
+    edits = {}
+    for a in attrs:
+        m = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*=\s*([+-]?[0-9]*\.?[0-9]+)\s*", a)
+        if not m:
+            raise UserError(f"--attr expects NAME=VALUE (e.g. smile=+2), got {a!r}")
+        edits[m.group(1)] = edits.get(m.group(1), 0.0) + float(m.group(2))
+    return edits
+
+
+def _check_names(names, directions):
+    bad = [n for n in names if n not in directions]
+    if bad:
+        raise UserError(f"unknown attribute {bad[0]!r}; this run has: {', '.join(directions)}")
+
+
+def _upscale(img, scale):
+    return img.repeat(scale, 0).repeat(scale, 1) if scale > 1 else img
+
+
+@click.command("stylegan-edit")
+@click.argument("run", type=click.Path())
+@click.option("--seed", "seed", type=click.IntRange(0, 2**32 - 1), required=True, help="Character id (the latent's seed).")
+@click.option("--attr", "attrs", multiple=True, help="NAME=AMOUNT in standard deviations, e.g. mouth_open=+2. Repeatable.")
+@click.option("--psi", type=click.FloatRange(0, 2), default=0.8, show_default=True, help="Truncation (1 = none, 0 = the mean face).")
+@click.option("--out", required=True, type=click.Path(), help="Output .png.")
+@click.option("--scale", type=click.IntRange(1, 16), default=4, show_default=True, help="Nearest-neighbour upscaling.")
+@click.option("--compare/--no-compare", default=False, show_default=True, help="Put the unedited image on the left.")
+def stylegan_edit(run, seed, attrs, psi, out, scale, compare):
+    """Render character SEED with attribute edits (sliders) applied in w space."""
+    from keras_models.stylegan.directions import apply_edits
+
+    edits = parse_attrs(attrs)
+    if not out.lower().endswith(".png"):
+        raise UserError(f"--out must be a .png file, got {out}")
+    mapping, synthesis, _ = load_run(run)
+    dirs = run_directions(run)["directions"] if edits else {}
+    _check_names(edits, dirs)
+    w = ws_for_ids(mapping, [seed], psi)
+    ws = [apply_edits(w, dirs, edits)] if not compare else [w, apply_edits(w, dirs, edits)]
+    imgs = to_uint8(render(synthesis, np.concatenate(ws)))
+    img = imgs[0] if len(imgs) == 1 else grid(imgs, cols=len(imgs))
+    ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
+    save_png(out, _upscale(img, scale))
+    click.echo(f"wrote {out}" + (f" ({', '.join(f'{k}={v:+g}' for k, v in edits.items())})" if edits else ""))
+
+
+@click.command("stylegan-sheet")
+@click.argument("run", type=click.Path())
+@click.option("--attr", "names", multiple=True, help="Attribute (repeatable; default: every direction in the run).")
+@click.option("--seeds", default="0,1,2,3", show_default=True, help="Comma list of character ids: one row per id and attribute.")
+@click.option("--steps", default="-3,-2,-1,0,1,2,3", show_default=True, help="Slider values (standard deviations).")
+@click.option("--psi", type=click.FloatRange(0, 2), default=0.8, show_default=True)
+@click.option("--out", required=True, type=click.Path(), help="Output .png.")
+@click.option("--scale", type=click.IntRange(1, 16), default=2, show_default=True)
+def stylegan_sheet(run, names, seeds, steps, psi, out, scale):
+    """A slider sheet: rows (attribute x id) of images from -3 to +3 along each direction."""
+    from keras_models.stylegan.directions import apply_edits
+
+    try:
+        ids = [int(s) for s in seeds.split(",") if s.strip()]
+        values = [float(s) for s in steps.split(",") if s.strip()]
+    except ValueError:
+        raise UserError("--seeds and --steps are comma lists of numbers") from None
+    if not ids or not values:
+        raise UserError("--seeds and --steps must not be empty")
+    if not out.lower().endswith(".png"):
+        raise UserError(f"--out must be a .png file, got {out}")
+    mapping, synthesis, _ = load_run(run)
+    dirs = run_directions(run)["directions"]
+    names = list(names) or list(dirs)
+    _check_names(names, dirs)
+    base = ws_for_ids(mapping, ids, psi)
+    rows = [apply_edits(base[i:i + 1], dirs, {name: v}) for name in names for i in range(len(ids)) for v in values]
+    imgs = to_uint8(render(synthesis, np.concatenate(rows)))
+    ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
+    save_png(out, _upscale(grid(imgs, cols=len(values)), scale))
+    click.echo(f"wrote {out}: {len(names) * len(ids)} rows ({', '.join(names)}) x {len(values)} values {values[0]:+g}..{values[-1]:+g}")
+
+
+COMMANDS = [stylegan, stylegan_directions, stylegan_edit, stylegan_sheet]
