@@ -56,6 +56,8 @@ def dcgan(**options):
     if options["dry_run"]:
         dry_run(options)
         return
+    if options["resume"] and click.get_current_context().get_parameter_source("epochs") is click.core.ParameterSource.DEFAULT:
+        options["epochs"] = None  # resuming keeps the run's own --epochs unless one is given
     run_dir, options, resumed = start_run("dcgan", options, f"{options['preset']}{options['image_size']}")
     fit_dcgan(run_dir, options, resumed)
 

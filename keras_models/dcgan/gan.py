@@ -16,6 +16,16 @@ import tensorflow as tf
 from keras_models.dcgan.augment import diff_augment, parse_policy
 
 
+def replica_rows(draw, batch):
+    """`draw(n)` for the whole global batch, and this replica's `batch` rows of it: under
+    tf.distribute every replica gets different noise (not copies of one draw), and the global
+    batch's noise is the one a single device would draw. Equal per-replica batches assumed."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return draw(batch)
+    return draw(batch * ctx.num_replicas_in_sync)[ctx.replica_id_in_sync_group * batch:][:batch]
+
+
 @keras.saving.register_keras_serializable(package="emotekit")
 class DCGAN(keras.Model):
     """Trains `generator` against `discriminator`.
@@ -69,6 +79,9 @@ class DCGAN(keras.Model):
         self.built = True  # the parts are built functional models
 
     def compile(self, d_optimizer, g_optimizer, loss_fn, **kwargs):
+        if self.dtype_policy.name == "mixed_float16":  # fp16 needs dynamic loss scaling (Keras does it for compile's optimizer)
+            d_optimizer, g_optimizer = (o if isinstance(o, keras.optimizers.LossScaleOptimizer) else keras.optimizers.LossScaleOptimizer(o)
+                                        for o in (d_optimizer, g_optimizer))
         # `optimizer` is the generator's, so Keras' default (an unused RMSprop) never enters checkpoints.
         super().compile(optimizer=g_optimizer, **kwargs)
         self.d_optimizer = d_optimizer
@@ -95,11 +108,22 @@ class DCGAN(keras.Model):
             y = tf.where(flip, 1.0 - y, y)
         return y
 
+    def _loss(self, y, p):
+        """(loss to differentiate, loss to report) on one replica. tf.distribute sums the replicas'
+        gradients, so each differentiates its share of the global-batch mean: a Keras Loss with a
+        mean reduction already divides by the replica count (Keras' scale_loss_for_distribution),
+        a plain function does not. Without a strategy both are the batch mean."""
+        n = tf.distribute.get_strategy().num_replicas_in_sync
+        loss = tf.cast(self.loss_fn(y, p), tf.float32)
+        if isinstance(self.loss_fn, keras.losses.Loss) and self.loss_fn.reduction in ("sum_over_batch_size", "mean", "mean_with_sample_weight"):
+            return loss, loss * n
+        return loss / n, loss
+
     def train_step(self, real_images):
         if isinstance(real_images, tuple):
             real_images = real_images[0]
         batch = tf.shape(real_images)[0]
-        noise = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        noise = replica_rows(lambda n: keras.random.normal((n, self.latent_dim), seed=self.seed_generator), batch)
         seeds = tf.random.experimental.stateless_split(tf.cast(self.seed_generator.next(), tf.int64), 3)
         with tf.GradientTape() as g_tape:
             fake = self.generator(noise, training=True)
@@ -107,14 +131,17 @@ class DCGAN(keras.Model):
                 with tf.GradientTape() as d_tape:
                     p_real = self.discriminator(self._aug(real_images, seeds[0]), training=True)
                     p_fake = self.discriminator(self._aug(tf.stop_gradient(fake), seeds[1]), training=True)
-                    d_loss = self.loss_fn(self._targets(tf.shape(p_real), True), p_real) + \
-                        self.loss_fn(self._targets(tf.shape(p_fake), False), p_fake)
+                    (d_real, d_real_log), (d_fake, d_fake_log) = (self._loss(self._targets(tf.shape(p_real), True), p_real),
+                                                                  self._loss(self._targets(tf.shape(p_fake), False), p_fake))
+                    d_loss = d_real_log + d_fake_log
+                    d_scaled = self.d_optimizer.scale_loss(d_real + d_fake)
                 d_vars = self.discriminator.trainable_variables
-                self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+                self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
             p_gen = self.discriminator(self._aug(fake, seeds[2]), training=True)
-            g_loss = self.loss_fn(tf.ones_like(p_gen), p_gen)
+            g_scaled, g_loss = self._loss(tf.ones_like(p_gen), p_gen)
+            g_scaled = self.g_optimizer.scale_loss(g_scaled)
         g_vars = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
         if self.ema_generator is not None:
             for e, w in zip(self.ema_generator.weights, self.generator.weights):
                 e.assign(self.ema_decay * e + (1.0 - self.ema_decay) * w)
