@@ -50,6 +50,9 @@ def atomic_path(path: str, suffix: str | None = None):
     suffix = suffix if suffix is not None else os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; finished files get the usual mode
     try:
         yield tmp
         os.replace(tmp, path)
