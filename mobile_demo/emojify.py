@@ -220,12 +220,6 @@ def check_image_out(out: str) -> None:
         raise UserError(f"--out {out}: folder {parent} does not exist")
 
 
-def usual_mode(path: str) -> None:
-    """atomic_path's temporary file is 0600 (mkstemp): give the output the usual 0666 & ~umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
 
 def write_image(rgb: np.ndarray, out: str) -> None:
     from PIL import Image
@@ -233,7 +227,6 @@ def write_image(rgb: np.ndarray, out: str) -> None:
     with atomic_path(out) as tmp:
         fmt = Image.registered_extensions()[os.path.splitext(out)[1].lower()]
         Image.fromarray(rgb).save(tmp, format=fmt)
-        usual_mode(tmp)
 
 
 def run_image(em: Emojifier, rgb: np.ndarray, out: str) -> str:
@@ -314,8 +307,6 @@ def run_stream(em: Emojifier, cap, frame, what: str, out: str | None, max_frames
                     writer.release()
             if out and n == 0:
                 raise UserError(f"no frames read from {what}")
-            if tmp:
-                usual_mode(tmp)
     finally:
         cap.release()
     if out:

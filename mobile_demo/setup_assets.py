@@ -45,12 +45,6 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def usual_mode(path: str) -> None:
-    """atomic_path's temporary file is 0600 (mkstemp): give it the usual 0666 & ~umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
 
 def is_tflite(head: bytes) -> bool:
     """A TFLite flatbuffer carries the identifier TFL3 at bytes 4..8."""
@@ -77,7 +71,6 @@ def extract_blazeface(wheel: str, dest: str = BLAZEFACE) -> str:
     with atomic_path(dest) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
-        usual_mode(tmp)
     return dest
 
 
@@ -125,7 +118,6 @@ def _sync_tree(src: str, dst: str) -> int:
                 continue
             with atomic_path(d) as tmp:
                 shutil.copyfile(s, tmp)
-                usual_mode(tmp)
             copied += 1
     return copied
 
@@ -157,7 +149,6 @@ def copy_litertjs(node_modules: str = NODE_MODULES, vendor: str = VENDOR, quiet=
             if os.path.isfile(s_) and not (os.path.isfile(d_) and filecmp.cmp(s_, d_, shallow=False)):
                 with atomic_path(d_) as tmp:
                     shutil.copyfile(s_, tmp)
-                    usual_mode(tmp)
                 n += 1
         done.append(dst)
         if not quiet:
