@@ -224,3 +224,16 @@ def test_evaluate_errors_are_one_line(case, message, fer_folder, keras_model, tm
     assert code == 2
     assert err.strip().count("\n") == 0 and message in err, err
     assert not out.exists() and not (tmp_path / "out.png").exists()
+
+
+def test_bench_classifiers_script(fer_folder, keras_model, tmp_path, capsys):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import bench_classifiers
+
+    out = tmp_path / "bench.json"
+    assert bench_classifiers.main([keras_model, "--data", fer_folder, "--runs", "5", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| brightness.keras | keras | fp32 | 15 |" in table and "100.00 %" in table
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["accuracy"] == 1.0 and row["count"] == 21 and row["params"] == 15 and row["latency_ms"] > 0
+    assert bench_classifiers.main([str(tmp_path / "missing.keras"), "--data", fer_folder]) == 2
