@@ -187,7 +187,12 @@ def setup(options: dict):
     """From a command's options: the dtype policy, then the strategy (created before any other
     TensorFlow work, as multi-worker strategies require). Returns the strategy."""
     strategy = make_strategy(options.get("strategy") or "default", options.get("tpu"))
-    set_mixed_precision(options.get("mixed_precision") or "off")
+    mode = options.get("mixed_precision") or "off"
+    saved = os.path.join(options.get("resume") or "", "options.json")
+    if options.get("resume") and os.path.isfile(saved):  # a resumed run keeps its precision (and checkpoint layout)
+        with open(saved) as f:
+            mode = json.load(f).get("mixed_precision") or "off"
+    set_mixed_precision(mode)
     return strategy
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from train.cli_support import UserError, atomic_path, user_errors
 from train.common import common_options, dry_run, start_run, training_callbacks
+from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, worker_out
 
 DEFAULT_LR = {"emonet-s": 2e-3, "emonet-xs": 3e-3, "vgg-fer": 1e-3, "vggface-resnet50": 1e-4}
 
@@ -85,9 +86,11 @@ def expression(**options):
     for spec in tuple(options["data"]) + tuple(options["val_data"]):
         if ":" not in spec.split(os.sep)[0] and not os.path.exists(spec):
             raise UserError(f"data path not found: {spec}")
+    strategy = setup(options)  # before any other TensorFlow work (multi-worker needs that)
+    options["out"] = worker_out(options["out"], strategy)
     run_dir, options, resumed = start_run("expression", options, f"{options['arch']}")
     try:
-        fit_expression(run_dir, options, resumed)
+        fit_expression(run_dir, options, resumed, strategy)
     except user_errors():
         # Bad data found while loading: leave no empty run directory behind.
         if not resumed and not os.path.exists(os.path.join(run_dir, "log.csv")):
@@ -95,7 +98,7 @@ def expression(**options):
         raise
 
 
-def fit_expression(run_dir, options, resumed):
+def fit_expression(run_dir, options, resumed, strategy=None):
     import keras
 
     from data_pipelines import make_dataset
@@ -120,12 +123,17 @@ def fit_expression(run_dir, options, resumed):
     num_classes = len(labels)
     aug = augmenter(size, options["seed"], options["augment"])
     bs = options["batch_size"]
-    train_ds = make_dataset(train.images, train.labels, bs, training=True, seed=options["seed"], augment=aug, num_classes=num_classes)
-    if options.get("mixup"):
-        train_ds = mixup(train_ds, options["mixup"], options["seed"])
+    def make_train(x, y, batch):
+        ds = make_dataset(x, y, batch, training=True, seed=options["seed"], augment=aug, num_classes=num_classes,
+                          drop_remainder=not is_default(strategy))  # replicas must get full batches
+        return mixup(ds, options["mixup"], options["seed"]) if options.get("mixup") else ds
+
+    train_ds = distribute_arrays(strategy, make_train, train.images, train.labels, bs)
     val_ds = make_dataset(val.images, val.labels, 256, num_classes=num_classes) if val else None
 
-    model = build_classifier(options["arch"], num_classes, size)
+    with scope(strategy):  # the model, the teacher and the optimizers are built under the strategy
+        model = build_classifier(options["arch"], num_classes, size)
+    prepare_model(model, strategy)
     vggface = options["arch"] == "vggface-resnet50"
     if vggface and not resumed:
         if options["weights"]:
@@ -141,7 +149,8 @@ def fit_expression(run_dir, options, resumed):
 
     teacher = None
     if options.get("teacher"):
-        teacher = load_teacher(options["teacher"], num_classes)
+        with scope(strategy):
+            teacher = load_teacher(options["teacher"], num_classes)
         click.echo(f"distilling from {options['teacher']} (T={options['temperature']}, alpha={options['alpha']})")
 
     with open(os.path.join(run_dir, "labels.txt"), "w") as f:
@@ -175,7 +184,8 @@ def fit_expression(run_dir, options, resumed):
             n = set_trainable_blocks(model, stages)
             what = f"stages {'+'.join(map(str, stages))} unfrozen ({n} layers)" if stages else "base frozen"
             click.echo(f"epochs {start + 1}-{end}: {what}, lr {lr:g}")
-        trainer = compile_for_training(model, teacher, options, lr, steps * (end - start), warmup=start == 0)
+        with scope(strategy):
+            trainer = compile_for_training(model, teacher, options, lr, steps * (end - start), warmup=start == 0)
         initial = start
         if extend and done > start:
             initial = done
