@@ -18,6 +18,7 @@ import numpy as np
 
 from train.cli_support import UserError, atomic_path, write_json
 from train.common import common_options, dry_run, start_run, training_callbacks
+from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
 
 DEFAULT_DATA = ("emoji:twemoji",)
 SAMPLE_GRID = (6, 6)
@@ -62,11 +63,13 @@ def vae(**options):
     if options["dry_run"] and not resumed_opts:
         dry_run(options)
         return
+    strategy = setup(options)  # before any other TensorFlow work (multi-worker needs that)
     data = _load_data(options, size)  # before the run directory exists: bad data leaves nothing behind
     if not resumed_opts:
         desc = preset.name + "-" + "+".join(_short(d) for d in options["data"])
+        options["out"] = worker_out(options["out"], strategy)
         run_dir, options, resumed = start_run("vae", options, desc)
-    fit_vae(run_dir, options, resumed, data)
+    fit_vae(run_dir, options, resumed, data, strategy)
 
 
 def _short(spec: str) -> str:
@@ -100,7 +103,7 @@ def _repeat(s, times):
     return ImageSet(np.concatenate([s.images] * times), None, (), s.names * times, s.skipped) if times > 1 else s
 
 
-def fit_vae(run_dir, options, resumed, data):
+def fit_vae(run_dir, options, resumed, data, strategy=None):
     from keras import layers
 
     from data_pipelines import make_dataset
@@ -112,10 +115,13 @@ def fit_vae(run_dir, options, resumed, data):
     n = len(data)
     steps = math.ceil(max(n, options.get("epoch_size") or 0) / bs)
     augment = layers.RandomFlip("horizontal", seed=options["seed"]) if options.get("flip", True) else None
-    ds = make_dataset(data.images, None, bs, training=True, seed=options["seed"], augment=augment, repeat=True)
+    ds = distribute_arrays(strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=options["seed"], augment=augment, repeat=True),
+                           data.images, None, bs)
 
-    model = build_vae(preset, size, beta=options.get("beta", 1.0), seed=options["seed"])
-    model.compile(optimizer=keras.optimizers.Adam(options["lr"]))
+    with scope(strategy):  # variables (model and optimizer) under the strategy
+        model = build_vae(preset, size, beta=options.get("beta", 1.0), seed=options["seed"])
+        prepare_model(model, strategy)
+        model.compile(optimizer=keras.optimizers.Adam(options["lr"]))
     write_json(os.path.join(run_dir, "vae.json"), {
         "preset": preset.to_dict(), "image_size": size, "z_dim": preset.z_dim, "beta": options.get("beta", 1.0),
         "encoder": "encoder.keras: float32 RGB 0..255 (N,H,W,3) -> [z_mean, z_log_var] (N,z_dim) each",

@@ -21,6 +21,18 @@ from keras_models.vae.presets import VAEPreset, get_preset
 PACKAGE = "emotekit.vae"
 
 
+def _replica_rows(draw, batch):
+    """`draw(n)` for the whole global batch, and this replica's `batch` rows of it: under
+    tf.distribute every replica gets its own noise (not copies of one draw), the same noise one
+    device would draw for the global batch. Equal per-replica batches assumed."""
+    import tensorflow as tf
+
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return draw(batch)
+    return draw(batch * ctx.num_replicas_in_sync)[ctx.replica_id_in_sync_group * batch:][:batch]
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Sampling(layers.Layer):
     """z = z_mean + exp(z_log_var / 2) * eps, eps ~ N(0, I) (the reparameterisation trick)."""
@@ -32,7 +44,7 @@ class Sampling(layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        eps = _replica_rows(lambda n: keras.random.normal((n, ops.shape(z_mean)[1]), seed=self.seed_generator), ops.shape(z_mean)[0])
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def get_config(self):
@@ -137,8 +149,11 @@ class VAETrainer(keras.Model):
         x = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
             total, recon, kl, _ = self.losses_for(x, training=True)
+            # tf.distribute sums the replicas' gradients: each replica differentiates its share of
+            # the global-batch mean (the mean itself without a strategy); scale_loss is fp16's.
+            scaled = self.optimizer.scale_loss(tf.cast(total, "float32") / tf.distribute.get_strategy().num_replicas_in_sync)
         variables = self.trainable_variables
-        grads = tape.gradient(total, variables)
+        grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         return self._update(total, recon, kl)
 
