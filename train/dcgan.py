@@ -18,6 +18,7 @@ import numpy as np
 
 from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
 from train.common import common_options, dry_run, start_run, training_callbacks, with_user_errors
+from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
 
 DEFAULT_DATA = ("emoji:twemoji/all",)
 SMALL_DATA = 5000  # DiffAugment on by default below this many images
@@ -58,11 +59,13 @@ def dcgan(**options):
         return
     if options["resume"] and click.get_current_context().get_parameter_source("epochs") is click.core.ParameterSource.DEFAULT:
         options["epochs"] = None  # resuming keeps the run's own --epochs unless one is given
+    strategy = setup(options)  # before any other TensorFlow work (multi-worker needs that)
+    options["out"] = worker_out(options["out"], strategy)
     run_dir, options, resumed = start_run("dcgan", options, f"{options['preset']}{options['image_size']}")
-    fit_dcgan(run_dir, options, resumed)
+    fit_dcgan(run_dir, options, resumed, strategy)
 
 
-def fit_dcgan(run_dir, options, resumed):
+def fit_dcgan(run_dir, options, resumed, strategy=None):
     import keras
 
     from data_pipelines import load_sources, make_dataset
@@ -79,19 +82,21 @@ def fit_dcgan(run_dir, options, resumed):
     augment = options["augment"] == "on" or (options["augment"] == "auto" and n < SMALL_DATA)
     click.echo(f"train: {n} images at {size}x{size}, batch {bs}; DiffAugment {'on (' + options['policy'] + ')' if augment else 'off'}"
                f"; skipped {len(data.skipped)} unreadable")
-    ds = make_dataset(data.images, None, bs, training=True, seed=options["seed"], drop_remainder=True)
-    ds = ds.map(lambda x: x / 127.5 - 1.0)
+    ds = distribute_arrays(strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=options["seed"], drop_remainder=True)
+                           .map(lambda t: t / 127.5 - 1.0), data.images, None, bs)
 
-    generator, discriminator = preset.build(size, options.get("width"), options.get("d_width"))
-    gan = DCGAN(discriminator, generator, preset.nz, augment=options["policy"] if augment else "",
-                label_smoothing=options["label_smoothing"], label_noise=options["label_noise"],
-                ema_decay=options["ema_decay"], seed=options["seed"])
-    gan.compile(
-        d_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
-        g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
-        loss_fn=keras.losses.BinaryCrossentropy(),
-        jit_compile=options["jit_compile"],
-    )
+    with scope(strategy):  # networks and optimizers under the strategy
+        generator, discriminator = preset.build(size, options.get("width"), options.get("d_width"))
+        gan = DCGAN(discriminator, generator, preset.nz, augment=options["policy"] if augment else "",
+                    label_smoothing=options["label_smoothing"], label_noise=options["label_noise"],
+                    ema_decay=options["ema_decay"], seed=options["seed"])
+        prepare_model(gan, strategy)
+        gan.compile(
+            d_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
+            g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
+            loss_fn=keras.losses.BinaryCrossentropy(),
+            jit_compile=options["jit_compile"],
+        )
     initial_epoch = 0
     final = os.path.join(run_dir, "gan.weights.h5")
     if resumed and not os.path.isdir(os.path.join(run_dir, "backup")) and os.path.isfile(final):
