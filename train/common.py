@@ -55,11 +55,13 @@ def git_commit() -> str:
 
 def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:
     """Returns (run_dir, options, resumed). Resuming reloads the run's own options;
-    only --epochs may be raised."""
+    only --epochs may be raised, and only when it was given on the command line."""
     if options.get("resume"):
         run_dir = options["resume"]
         saved = load_run_options(run_dir, kind)
-        if options.get("epochs") and options["epochs"] > saved.get("epochs", 0):
+        ctx = click.get_current_context(silent=True)
+        given = ctx is not None and ctx.get_parameter_source("epochs") is click.core.ParameterSource.COMMANDLINE
+        if given and options.get("epochs") and options["epochs"] > saved.get("epochs", 0):
             saved["epochs"] = options["epochs"]
         saved["resume"] = run_dir
         for key in ("strategy", "tpu"):  # a run may continue on other hardware
