@@ -193,6 +193,10 @@ def setup(options: dict):
         with open(saved) as f:
             mode = json.load(f).get("mixed_precision") or "off"
     set_mixed_precision(mode)
+    if not is_default(strategy) or mode != "off":
+        import click
+
+        click.echo(f"strategy: {describe(strategy)}; precision {PRECISIONS[mode]}")
     return strategy
 
 
@@ -286,18 +290,18 @@ def distribute_arrays(strategy, make, images, labels=None, global_batch: int = 3
     return _from_function(strategy, dataset_fn, per_replica)
 
 
-def distribute_tfrecords(strategy, path: str, global_batch: int, prep=None, shuffle: bool = True, seed: int = 0,
-                         repeat: bool = False):
-    """A TFRecord folder (local or gs://) read by every input pipeline from its own shard files
-    (by example when there are fewer files than pipelines), batched per replica, with
-    `prep(image_uint8, label)` applied per example. Without distribution: one pipeline, global batch."""
+def tfrecord_input_fn(path: str, global_batch: int, prep=None, shuffle: bool = True, seed: int = 0, repeat: bool = False,
+                      spec: dict | None = None):
+    """`fn(input_context)` -> the tf.data pipeline of one input pipeline over a TFRecord folder
+    (local or gs://): its own shard files (by example when there are fewer files than pipelines),
+    `prep(image_uint8, label)` per example, per-replica batches (the global batch without a context)."""
     import tensorflow as tf
 
     from data_pipelines.tfrecords import read_spec, tfrecord_dataset
 
-    spec = read_spec(path)
+    spec = spec or read_spec(path)
 
-    def build(ctx, batch):
+    def fn(ctx=None):
         ds = tfrecord_dataset(path, spec, input_context=ctx, shuffle_files=shuffle, seed=seed)
         ds = ds.map(lambda image, label, name: (image, label))
         if prep is not None:
@@ -306,15 +310,25 @@ def distribute_tfrecords(strategy, path: str, global_batch: int, prep=None, shuf
             ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
+        batch = ctx.get_per_replica_batch_size(global_batch) if ctx is not None else global_batch
         return ds.batch(batch, drop_remainder=ctx is not None).prefetch(tf.data.AUTOTUNE)
 
+    return fn
+
+
+def distribute_tfrecords(strategy, path: str, global_batch: int, prep=None, shuffle: bool = True, seed: int = 0,
+                         repeat: bool = False):
+    """A TFRecord folder as a distributed data set: every input pipeline (one per worker) reads its
+    own shard files, in per-replica batches (see tfrecord_input_fn). Without distribution: one
+    pipeline with the global batch."""
+    fn = tfrecord_input_fn(path, global_batch, prep, shuffle, seed, repeat)
     if is_default(strategy):
-        return build(None, global_batch)
-    per_replica = per_replica_batch(global_batch, strategy)
-    return _from_function(strategy, lambda ctx: build(ctx, ctx.get_per_replica_batch_size(global_batch)), per_replica)
+        return fn(None)
+    per_replica_batch(global_batch, strategy)
+    return _from_function(strategy, fn, None)
 
 
-def _from_function(strategy, dataset_fn, per_replica):
+def _from_function(strategy, dataset_fn, per_replica=None):
     import tensorflow as tf
 
     def fn(ctx):

@@ -1,0 +1,266 @@
+"""tf.distribute paths, really run on this CPU: MirroredStrategy over two logical CPU devices gives
+the same steps as one device (VAE, DCGAN, classifier); MultiWorkerMirroredStrategy with two worker
+processes on 127.0.0.1 trains a tiny VAE through `python -m train vae` and both workers end with
+the same weights; bad strategy input is one line and exit status 2.
+
+Logical CPU devices must be configured before TensorFlow starts, so the distributed runs happen in
+subprocesses (one for the equivalence checks, two workers, and the CLI cases, started together)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", EMOTEKIT_QUIET="1", CUDA_VISIBLE_DEVICES="")
+TIMEOUT = 600  # the machine is shared with long trainings: generous, the runs themselves are tiny
+
+EQUIVALENCE = textwrap.dedent('''
+    import json, os, sys
+    os.environ["EMOTEKIT_VIRTUAL_CPUS"] = "2"
+    import numpy as np
+    from train.distribute import distribute_arrays, make_strategy, prepare_model, scope, tfrecord_input_fn
+    two = make_strategy("mirrored")  # configures the two logical CPUs first
+    import keras
+    import tensorflow as tf
+    from data_pipelines import ImageSet, make_dataset
+
+    BATCH = 8
+
+    def weights(*models):
+        return [w.tolist() for m in models for w in m.get_weights()]
+
+    def run(kind, strategy):
+        keras.utils.set_random_seed(0)
+        rng = np.random.default_rng(0)
+        if kind == "classifier":
+            from keras_models.expression.emonet import emonet
+            x = rng.integers(0, 256, (BATCH, 24, 24, 1)).astype(np.uint8)
+            y = np.arange(BATCH) % 3
+            ds = distribute_arrays(strategy, lambda a, b, bs: make_dataset(a, b, bs, num_classes=3, repeat=True), x, y, BATCH)
+            with scope(strategy):
+                model = emonet((24, 24, 1), 3, widths=(4, 8, 8, 8), dropout=0.0)
+                prepare_model(model, strategy)
+                model.compile(optimizer=keras.optimizers.SGD(0.05), loss=keras.losses.CategoricalCrossentropy())
+            h = model.fit(ds, epochs=2, steps_per_epoch=1, verbose=0, shuffle=False).history
+            return h["loss"], weights(model)
+        if kind == "vae":
+            from keras_models.vae import build_vae
+            x = rng.integers(0, 256, (BATCH, 32, 32, 3)).astype(np.uint8)
+            ds = distribute_arrays(strategy, lambda a, b, bs: make_dataset(a, None, bs, repeat=True), x, None, BATCH)
+            with scope(strategy):
+                model = build_vae("tiny-32", seed=0)
+                prepare_model(model, strategy)
+                model.compile(optimizer=keras.optimizers.SGD(1e-4))
+            h = model.fit(ds, epochs=2, steps_per_epoch=1, verbose=0, shuffle=False).history
+            return h["total_loss"], weights(model.encoder, model.decoder)
+        if kind == "dcgan":
+            from keras_models.dcgan import DCGAN, get_preset
+            x = rng.integers(0, 256, (BATCH, 32, 32, 3)).astype(np.uint8)
+            make = lambda a, b, bs: make_dataset(a, None, bs, repeat=True, drop_remainder=True).map(lambda t: t / 127.5 - 1.0)
+            ds = distribute_arrays(strategy, make, x, None, BATCH)
+            with scope(strategy):
+                g, d = get_preset("pytorch-tutorial").build(32, 4, 4)
+                gan = DCGAN(d, g, 100, seed=0)
+                prepare_model(gan, strategy)
+                gan.compile(keras.optimizers.SGD(0.01), keras.optimizers.SGD(0.01), keras.losses.BinaryCrossentropy())
+            h = gan.fit(ds, epochs=2, steps_per_epoch=1, verbose=0, shuffle=False).history
+            return h["d_loss"] + h["g_loss"], weights(g, d)
+
+    out = {"replicas": two.num_replicas_in_sync}
+    for kind in ("classifier", "vae", "dcgan"):
+        out[kind] = {}
+        for n, strategy in ((1, tf.distribute.get_strategy()), (2, two)):
+            losses, w = run(kind, strategy)
+            out[kind][n] = {"losses": [float(v) for v in losses], "weights": w}
+
+    # TFRecords: two input pipelines read disjoint shard files, in per-replica batches.
+    from data_pipelines.tfrecords import write_tfrecords
+    images = np.arange(12, dtype=np.uint8).reshape(12, 1, 1, 1).repeat(4, 1).repeat(4, 2)
+    path = os.path.join(sys.argv[1], "records")
+    write_tfrecords(ImageSet(images, np.zeros(12, np.int32), ("a",), [str(i) for i in range(12)]), path, shards=4)
+    fn = tfrecord_input_fn(path, global_batch=4, shuffle=False)
+    pipelines = []
+    for i in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i, num_replicas_in_sync=2)
+        pipelines.append([[int(v) for v in x[:, 0, 0, 0]] for x, _ in fn(ctx).as_numpy_iterator()])
+    out["tfrecord_pipelines"] = pipelines
+    print("RESULT " + json.dumps(out))
+''')
+
+
+def _result(proc_out: str) -> dict:
+    lines = [line for line in proc_out.splitlines() if line.startswith("RESULT ")]
+    assert lines, proc_out[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def equivalence(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("equivalence")
+    script = tmp / "equivalence.py"
+    script.write_text(EQUIVALENCE)
+    proc = subprocess.run([sys.executable, str(script), str(tmp)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return _result(proc.stdout)
+
+
+def _assert_same_training(result, rtol_loss=2e-3, rtol_weights=2e-3):
+    one, two = result["1"], result["2"]
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=rtol_loss)
+    for a, b in zip(one["weights"], two["weights"]):
+        a, b = np.asarray(a), np.asarray(b)
+        np.testing.assert_allclose(b, a, rtol=rtol_weights, atol=rtol_weights * max(np.abs(a).max(), 1e-3))
+
+
+def test_mirrored_two_cpus(equivalence):
+    assert equivalence["replicas"] == 2
+
+
+@pytest.mark.parametrize("kind", ["classifier", "vae", "dcgan"])
+def test_mirrored_matches_one_device(equivalence, kind):
+    """First and second step losses and the weights after two SGD steps: the same on 2 replicas as
+    on 1 (SGD makes a replica-count-scaled gradient visible, unlike Adam)."""
+    _assert_same_training(equivalence[kind])
+
+
+def test_tfrecords_sharded_by_file_per_pipeline(equivalence):
+    first, second = equivalence["tfrecord_pipelines"]
+    # 4 shards of 3 examples: pipeline 0 reads shards 0 and 2, pipeline 1 shards 1 and 3; batches of 4 // 2.
+    assert all(len(b) == 2 for b in first + second)
+    seen_first, seen_second = sorted(sum(first, [])), sorted(sum(second, []))
+    assert not set(seen_first) & set(seen_second)
+    assert set(seen_first) <= {0, 1, 2, 6, 7, 8} and set(seen_second) <= {3, 4, 5, 9, 10, 11}
+
+
+# --------------------------------------------------------------------------- multi-worker
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _image_folder(path, n=16, size=32):
+    from PIL import Image
+
+    os.makedirs(path)
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(os.path.join(path, f"{i:02d}.png"))
+    return path
+
+
+def _h5_weights(keras_file):
+    import h5py
+
+    with zipfile.ZipFile(keras_file) as z, z.open("model.weights.h5") as f, h5py.File(f, "r") as h5:
+        out = {}
+        h5.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def _cli(args, env_extra=None):
+    return subprocess.Popen([sys.executable, "-m", "train", *args], cwd=ROOT, env=dict(ENV, **(env_extra or {})),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_multiworker_vae_two_processes(tmp_path):
+    data = _image_folder(str(tmp_path / "faces"))
+    out = str(tmp_path / "runs")
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    args = ["vae", "--data", data, "--preset", "tiny-32", "--epochs", "1", "--epoch-size", "16", "--batch-size", "8",
+            "--no-flip", "--strategy", "multiworker", "--out", out]
+    procs = [_cli(args, {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}) for i in range(2)]
+    results = []
+    for p in procs:
+        try:
+            results.append(p.communicate(timeout=TIMEOUT))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+    for p, (_, stderr) in zip(procs, results):
+        assert p.returncode == 0, stderr[-3000:]
+    chief = [d for d in os.listdir(out) if not d.startswith(".")]
+    worker = os.listdir(os.path.join(out, ".worker-1"))
+    assert len(chief) == 1 and len(worker) == 1, (chief, worker)
+    assert "strategy: MultiWorkerMirroredStrategy: 2 replica(s) on 2 workers" in results[0][0]
+    for name in ("encoder.keras", "decoder.keras"):
+        a = _h5_weights(os.path.join(out, chief[0], name))
+        b = _h5_weights(os.path.join(out, ".worker-1", worker[0], name))
+        assert a.keys() == b.keys() and a
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    with open(os.path.join(out, chief[0], "options.json")) as f:
+        assert json.load(f)["strategy"] == "multiworker"
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_strategy_input_is_one_line(tmp_path):
+    data = _image_folder(str(tmp_path / "faces"), n=4)
+    base = ["vae", "--preset", "tiny-32", "--epochs", "1", "--out", str(tmp_path / "runs")]
+    cases = {
+        "tpu": (base + ["--data", data, "--strategy", "tpu"], {}, "TPU"),
+        "tpu-grpc": (base + ["--data", data, "--strategy", "tpu", "--tpu", f"grpc://127.0.0.1:{_free_ports(1)[0]}"], {}, "unreachable"),
+        "tf-config-json": (base + ["--data", data, "--strategy", "multiworker"], {"TF_CONFIG": "{cluster: oops"}, "TF_CONFIG is not valid JSON"),
+        "tf-config-keys": (base + ["--data", data, "--strategy", "multiworker"], {"TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}}'}, "'task'"),
+        "local-data": (base + ["--data", str(tmp_path / "nope")], {}, str(tmp_path / "nope")),
+        "gs-data": (base + ["--data", "gs://emotekit-no-such-bucket-0/faces"], {}, "gs://emotekit-no-such-bucket-0/faces"),
+    }
+    procs = {k: _cli(args, env) for k, (args, env, _) in cases.items()}
+    for key, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+        lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert proc.returncode == 2, (key, stderr[-2000:])
+        assert len(lines) == 1 and cases[key][2] in lines[0], (key, stderr[-2000:])
+        assert "Traceback" not in stderr, key
+    assert not os.path.exists(tmp_path / "runs") or not os.listdir(tmp_path / "runs")
+
+
+def test_tf_config_checks():
+    from train.cli_support import UserError
+    from train.distribute import parse_tf_config
+
+    good = {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, "task": {"type": "worker", "index": 1}}
+    assert parse_tf_config(json.dumps(good)) == good
+    bad = {
+        "": "needs TF_CONFIG",
+        "[1, 2]": "JSON object",
+        '{"task": {"type": "worker", "index": 0}}': "no 'cluster'",
+        '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}': "out of range",
+        '{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}': "not a job",
+        '{"cluster": {"worker": ["nohostport"]}, "task": {"type": "worker", "index": 0}}': "host:port",
+        '{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}': "parameter servers",
+    }
+    for raw, msg in bad.items():
+        with pytest.raises(UserError, match=msg):
+            parse_tf_config(raw)
+
+
+def test_batch_must_split_over_replicas():
+    from train.cli_support import UserError
+    from train.distribute import per_replica_batch
+
+    class Two:
+        num_replicas_in_sync = 2
+
+    assert per_replica_batch(64, Two()) == 32
+    with pytest.raises(UserError, match="multiple of 2"):
+        per_replica_batch(63, Two())
