@@ -328,6 +328,22 @@ def distribute_tfrecords(strategy, path: str, global_batch: int, prep=None, shuf
     return _from_function(strategy, fn, None)
 
 
+def with_class_weights(ds, class_weight: dict | None):
+    """(x, y) batches -> (x, y, sample_weight) from {class: weight} (y one-hot or soft: its argmax;
+    or integer labels). What fit(class_weight=...) does, for pipelines that are distributed first."""
+    import tensorflow as tf
+
+    if not class_weight:
+        return ds
+    table = tf.constant([float(class_weight.get(i, 1.0)) for i in range(max(class_weight) + 1)], tf.float32)
+
+    def add(x, y):
+        index = tf.argmax(y, axis=-1) if y.shape.rank and y.shape.rank > 1 else tf.cast(y, tf.int64)
+        return x, y, tf.gather(table, index)
+
+    return ds.map(add, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def _from_function(strategy, dataset_fn, per_replica=None):
     import tensorflow as tf
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from train.cli_support import UserError, atomic_path, user_errors
 from train.common import common_options, dry_run, start_run, training_callbacks
-from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, worker_out
+from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, with_class_weights, worker_out
 
 DEFAULT_LR = {"emonet-s": 2e-3, "emonet-xs": 3e-3, "vgg-fer": 1e-3, "vggface-resnet50": 1e-4}
 
@@ -123,10 +123,13 @@ def fit_expression(run_dir, options, resumed, strategy=None):
     num_classes = len(labels)
     aug = augmenter(size, options["seed"], options["augment"])
     bs = options["batch_size"]
+    cw = class_weights(train.labels, num_classes, options["class_weight"])
+
     def make_train(x, y, batch):
         ds = make_dataset(x, y, batch, training=True, seed=options["seed"], augment=aug, num_classes=num_classes,
                           drop_remainder=not is_default(strategy))  # replicas must get full batches
-        return mixup(ds, options["mixup"], options["seed"]) if options.get("mixup") else ds
+        ds = mixup(ds, options["mixup"], options["seed"]) if options.get("mixup") else ds
+        return ds if is_default(strategy) else with_class_weights(ds, cw)  # fit's class_weight can't map a distributed set
 
     train_ds = distribute_arrays(strategy, make_train, train.images, train.labels, bs)
     val_ds = make_dataset(val.images, val.labels, 256, num_classes=num_classes) if val else None
@@ -155,7 +158,6 @@ def fit_expression(run_dir, options, resumed, strategy=None):
 
     with open(os.path.join(run_dir, "labels.txt"), "w") as f:
         f.write("\n".join(labels) + "\n")
-    cw = class_weights(train.labels, num_classes, options["class_weight"])
     steps = math.ceil(len(train) / bs)
     epochs = options["epochs"]
     # vggface-resnet50: phase 1 trains the head on a frozen base, phase 2 also the top stages at lr / 10.
@@ -192,7 +194,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
             trainer.optimizer.build(trainer.trainable_variables)
             trainer.optimizer.iterations.assign(steps * (done - start))  # the schedule goes on where it was
         trainer.fit(train_ds, validation_data=val_ds, initial_epoch=initial, epochs=end, callbacks=callbacks,
-                    class_weight=cw, verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
+                    class_weight=cw if is_default(strategy) else None, verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
         for cb in callbacks:  # a later phase adds to this phase's log
             if isinstance(cb, keras.callbacks.CSVLogger):
                 cb.append = True
