@@ -107,6 +107,11 @@ def fit_stylegan(run_dir, options, resumed):
         if initial_epoch >= options["epochs"]:
             raise UserError(f"{run_dir} already trained {initial_epoch} epochs; pass a larger --epochs to continue it")
         click.echo(f"continuing the finished run from epoch {initial_epoch}")
+    if resumed:
+        # The step and image counters (R1 schedule, EMA ramp-up) are plain tf.Variables, outside the checkpoints.
+        state = _state(run_dir)
+        gan.images_seen.assign(float(state.get("kimg", 0)) * 1000)
+        gan.step_counter.assign(int(state.get("steps", 0)))
     monitor = stylegan_monitor(run_dir, gan, options["n_samples"], options.get("time_limit"), bs)
     gan.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, initial_epoch=initial_epoch,
             callbacks=[monitor] + training_callbacks(run_dir, resumed), verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
@@ -114,12 +119,16 @@ def fit_stylegan(run_dir, options, resumed):
                f"next: python -m train stylegan-directions {run_dir}")
 
 
-def _epochs_done(run_dir) -> int:
+def _state(run_dir) -> dict:
     path = os.path.join(run_dir, "state.json")
     if not os.path.isfile(path):
-        return 0
+        return {}
     with open(path) as f:
-        return int(json.load(f).get("epochs_done", 0))
+        return json.load(f)
+
+
+def _epochs_done(run_dir) -> int:
+    return int(_state(run_dir).get("epochs_done", 0))
 
 
 def save_networks(run_dir, gan, epochs_done, images_seen):
@@ -134,7 +143,8 @@ def save_networks(run_dir, gan, epochs_done, images_seen):
             model.save(tmp)
     with atomic_path(os.path.join(run_dir, "gan.weights.h5"), suffix=".weights.h5") as tmp:
         gan.save_weights(tmp)
-    write_json(os.path.join(run_dir, "state.json"), {"epochs_done": epochs_done, "kimg": round(images_seen / 1000, 3)})
+    write_json(os.path.join(run_dir, "state.json"), {"epochs_done": epochs_done, "kimg": round(images_seen / 1000, 3),
+                                                     "steps": int(gan.step_counter.numpy())})
 
 
 def stylegan_monitor(run_dir, gan, n_samples=64, time_limit=None, batch_size=16):
