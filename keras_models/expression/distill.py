@@ -26,6 +26,8 @@ class Distiller(keras.Model):
         self.teacher.trainable = False
         self.temperature = float(temperature)
         self.alpha = float(alpha)
+        # Built now, so that BackupAndRestore (which needs a built model) can restore a resumed run.
+        self(ops.zeros((1,) + tuple(student.input_shape[1:])))
 
     def call(self, x, training=False):
         return self.student(x, training=training)
