@@ -1,7 +1,7 @@
 """`python -m train vae` (Foster's VAE) and its latent tools `vae-morph` and `vae-attribute`.
 
 A run directory holds: options.json, vae.json (preset and value ranges), log.csv, tensorboard/,
-backup/ (for --resume), samples/epoch_XXXX.png (fixed noise, every epoch), encoder.keras
+backup/ (for --resume), samples/epoch_XXXX.png (fixed noise, every epoch), encoder.keras (rewritten every epoch)
 (image 0..255 -> [z_mean, z_log_var]), decoder.keras (z -> image 0..1), and the plots of
 reference 001: loss.png, latent_distribution.png, reconstructions.png, new_faces.png.
 """
@@ -128,13 +128,12 @@ def fit_vae(run_dir, options, resumed, data, strategy=None):
         "decoder": "decoder.keras: z (N,z_dim) -> float32 RGB 0..1 (N,H,W,3)",
     })
     noise = np.random.default_rng(options["seed"]).standard_normal((SAMPLE_GRID[0] * SAMPLE_GRID[1], preset.z_dim)).astype("float32")
-    callbacks = _keep_backup(training_callbacks(run_dir, resumed)) + [SampleGrid(run_dir, model.decoder, noise)]
+    callbacks = _keep_backup(training_callbacks(run_dir, resumed)) + [SampleGrid(run_dir, model.decoder, noise),
+                                                                    SaveModels(run_dir, model.encoder, model.decoder)]
     click.echo(f"training {model.name}: {n} images, {steps} steps of {bs} per epoch, {options['epochs']} epochs -> {run_dir}")
     model.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
               verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
-    for name, m in (("encoder.keras", model.encoder), ("decoder.keras", model.decoder)):
-        with atomic_path(os.path.join(run_dir, name)) as tmp:
-            m.save(tmp)
+    save_models(run_dir, model.encoder, model.decoder)
     write_plots(run_dir, model.encoder, model.decoder, data.images, options["seed"])
     click.echo(f"done: {run_dir} (encoder.keras, decoder.keras, loss.png, latent_distribution.png, reconstructions.png, new_faces.png)")
 
@@ -171,6 +170,13 @@ def _encode(encoder, images, batch=64) -> np.ndarray:
     return z_mean
 
 
+def save_models(run_dir, encoder, decoder):
+    """encoder.keras and decoder.keras, each written atomically."""
+    for name, m in (("encoder.keras", encoder), ("decoder.keras", decoder)):
+        with atomic_path(os.path.join(run_dir, name)) as tmp:
+            m.save(tmp)
+
+
 class SampleGrid(keras.callbacks.Callback):
     """samples/epoch_XXXX.png: the decoder on fixed noise after every epoch (numbering survives --resume)."""
 
@@ -185,6 +191,17 @@ class SampleGrid(keras.callbacks.Callback):
 
         rows, cols = SAMPLE_GRID
         _save_png(os.path.join(self.dir, f"epoch_{epoch + 1:04d}.png"), tile(_decode(self.decoder, self.noise), rows, cols))
+
+
+class SaveModels(keras.callbacks.Callback):
+    """encoder.keras / decoder.keras after every epoch, so the latent tools work on a run in progress."""
+
+    def __init__(self, run_dir, encoder, decoder):
+        super().__init__()
+        self.run_dir, self.encoder, self.decoder = run_dir, encoder, decoder
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_models(self.run_dir, self.encoder, self.decoder)
 
 
 def write_plots(run_dir, encoder, decoder, images, seed=0):
