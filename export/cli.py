@@ -190,6 +190,13 @@ def prepare_data(target: Target, opts: dict, data: tuple, calib: tuple, quant: s
         ver = rng_v.standard_normal((min(verify_size, 256), dim)).astype(np.float32)
         desc = {"name": target.input_name, "shape": list(target.input_shape), "dtype": "float32",
                 "preprocessing": f"latent vector, standard normal N(0, 1) of size {dim}"}
+        mapping_path = os.path.join(os.path.dirname(target.source), "mapping.keras")
+        if target.task == "stylegan-synthesis" and os.path.isfile(mapping_path):
+            # Synthesis takes w, not z: verify and calibrate on real ws (mapping of N(0, 1) latents).
+            mapping = load_keras(mapping_path)
+            ver, cal = (None if a is None else np.asarray(mapping.predict(a, batch_size=64, verbose=0), np.float32) for a in (ver, cal))
+            desc["preprocessing"] = (f"w of size {dim} from stylegan-mapping (z ~ N(0, 1)); truncation w_avg + psi (w - w_avg) "
+                                     "and slider edits w + alpha * scale * vector use the directions file")
         return cal, ver, None, desc
     key, text = input_range(target, range_choice, opts)
     desc = {"name": target.input_name, "shape": list(target.input_shape), "dtype": "float32", "preprocessing": text,
@@ -278,7 +285,17 @@ def tflite(source, quant, out_dir, data, calib_data, name, task, force, calib_si
     if failed:
         click.secho("!" * 72 + "\nWARNING: --force: writing .tflite files that FAILED verification against Keras:\n  "
                     + "\n  ".join(f"{n}: {f}" for n, f in failed) + "\n" + "!" * 72, fg="red", bold=True, err=True)
-    write_outputs(out_dir, results)
+    write_outputs(out_dir, results, _side_files(source, opts, base))
+
+
+def _side_files(source: str, opts: dict, base: str) -> list:
+    """[(source path, file name, manifest entry)] copied beside the models: a StyleGAN run's directions.json."""
+    path = os.path.join(source, "directions.json") if os.path.isdir(source) else ""
+    if opts.get("kind") != "stylegan" or not os.path.isfile(path):
+        return []
+    name = f"{base}-directions.json"
+    return [(path, name, {"name": f"{base}-directions", "task": "stylegan-directions", "path": name,
+                          "description": "w_avg and named unit directions in w space with their scales (w + alpha * scale * vector)"})]
 
 
 def _command_line(source, quant, out_dir, data, calib_data, name, task, force, calib_size, verify_size, range_choice, overrides, seed):
@@ -325,7 +342,7 @@ def _manifest_entry(target: Target, r: dict) -> dict:
     }
 
 
-def write_outputs(out_dir: str, results):
+def write_outputs(out_dir: str, results, side_files=()):
     """All files at temporary names first; renamed into place only once every one is written."""
     ensure_writable_dir(out_dir)
     manifest_path = os.path.join(out_dir, "manifest.json")
@@ -354,6 +371,9 @@ def write_outputs(out_dir: str, results):
                 json.dump(report, f, indent=2)
                 f.write("\n")
             entry = _manifest_entry(target, report)
+            manifest["models"] = [m for m in manifest.get("models", []) if m.get("path") != entry["path"]] + [entry]
+        for src, fname, entry in side_files:
+            shutil.copyfile(src, stack.enter_context(atomic_path(os.path.join(out_dir, fname))))
             manifest["models"] = [m for m in manifest.get("models", []) if m.get("path") != entry["path"]] + [entry]
         tmp = stack.enter_context(atomic_path(manifest_path))
         with open(tmp, "w") as f:
