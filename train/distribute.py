@@ -39,13 +39,13 @@ TPU_PROBE_TIMEOUT_S = 5.0
 
 def configure_virtual_cpus(n: int | None = None) -> int:
     """Splits the first CPU into `n` logical devices (default: $EMOTEKIT_VIRTUAL_CPUS). Must run
-    before TensorFlow initialises its devices; returns the number of logical CPUs."""
+    before TensorFlow initialises its devices; returns the number of logical CPUs (0: not asked)."""
     import tensorflow as tf
 
     if n is None:
         raw = os.environ.get(VIRTUAL_CPUS_ENV, "").strip()
         if not raw:
-            return len(tf.config.list_logical_devices("CPU"))
+            return 0  # untouched: listing devices would start TensorFlow (too early for multi-worker)
         try:
             n = int(raw)
         except ValueError:
@@ -131,7 +131,8 @@ def make_strategy(name: str = "default", tpu: str | None = None):
         parse_tf_config()  # before TensorFlow reads it and fails less clearly
     import tensorflow as tf
 
-    configure_virtual_cpus()
+    if name != "multiworker":  # a multi-worker strategy must be the first thing to start TensorFlow
+        configure_virtual_cpus()
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
