@@ -232,3 +232,32 @@ def test_tool_bad_input(trained_run, tmp_path, capsys):
     code, _, err = run(["vae-attribute", str(trained_run), "--attr", "zzzz", "--character", "😀", "--out", str(tmp_path / "a.png")], capsys)
     assert code == 2 and "matches 0 of" in err
     assert not os.path.exists(tmp_path / "m.png") and not os.path.exists(tmp_path / "a.png")
+
+
+def test_latents_cli(trained_run, tmp_path, capsys):
+    import json
+
+    chars = tmp_path / "chars"
+    chars.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(chars / f"c{i}.png")
+    code, stdout, err = run(["vae-latents", str(trained_run), "--characters", str(chars), "--count", "3",
+                             "--expression-count", "4"], capsys)
+    assert code == 0, err
+    doc = json.loads((trained_run / "latents.json").read_text(encoding="utf-8"))
+    assert doc["z_dim"] == 8 and doc["image_size"] == 32
+    assert len(doc["characters"]) == 3 and {c["name"] for c in doc["characters"]} <= {f"c{i}" for i in range(5)}
+    assert [e["char"] for e in doc["expressions"]] == ["😀", "😂", "😍", "😉"]  # featured expressions first
+    assert doc["expressions"][0]["name"] == "grinning face"
+    # z is the encoder's z_mean of the image
+    enc = keras.saving.load_model(trained_run / "encoder.keras")
+    from data_pipelines.images import decode_image
+
+    img = decode_image(str(chars / f"{doc['characters'][0]['name']}.png"), 32, 3)
+    z = enc.predict(img[None].astype("float32"), verbose=0)[0][0]
+    np.testing.assert_allclose(doc["characters"][0]["z"], z, atol=1e-3)
+    # the run's own non-emoji data is the default; an emoji-only run must name its characters
+    code, _, err = run(["vae-latents", str(trained_run), "--out", str(tmp_path / "l.json")], capsys)
+    assert code == 2 and "--characters is required" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "l.json").exists()

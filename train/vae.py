@@ -1,4 +1,4 @@
-"""`python -m train vae` (Foster's VAE) and its latent tools `vae-morph` and `vae-attribute`.
+"""`python -m train vae` (Foster's VAE) and its latent tools `vae-morph`, `vae-attribute` and `vae-latents`.
 
 A run directory holds: options.json, vae.json (preset and value ranges), log.csv, tensorboard/,
 backup/ (for --resume), samples/epoch_XXXX.png (fixed noise, every epoch), encoder.keras (rewritten every epoch)
@@ -402,5 +402,122 @@ def vae_attribute(run_dir, attr, character, out, strengths, attr_data, scale):
     click.echo(f"attribute {attr!r}: {len(matched)} of {len(group)} images ({', '.join(matched[:4])}{', ...' if len(matched) > 4 else ''}); "
                f"|v| = {np.linalg.norm(vector):.2f}; {name} at strengths {levels}: {out}")
 
+# Expression emoji shown first in the morph panel (the rest of the face emoji follow in twemoji order).
+FEATURED_EXPRESSIONS = ("😀", "😂", "😍", "😉", "😘", "😛", "😮", "😢", "😭", "😠", "😱", "😴", "🤔", "😐", "😎", "🥺")
 
-COMMANDS = [vae, vae_morph, vae_attribute]
+
+def _round_z(z) -> list:
+    return [round(float(v), 4) for v in z]
+
+
+def _character_specs(run_dir: str, characters: tuple) -> tuple:
+    """--characters, else the run's own non-emoji --data sources (its character faces)."""
+    if characters:
+        return characters
+    import json
+
+    opts_path = os.path.join(run_dir, "options.json")
+    specs = ()
+    if os.path.isfile(opts_path):
+        with open(opts_path) as f:
+            specs = tuple(s for s in json.load(f).get("data") or () if not s.startswith("emoji:"))
+    if not specs:
+        raise UserError(f"--characters is required: {run_dir} names no character images among its --data (give an image folder)")
+    return specs
+
+
+def _pick_characters(encoder, decoder, specs, size, count, pool):
+    """(names, images, z_mean) of the `count` images of a pool of `pool` the VAE reconstructs best."""
+    from data_pipelines import DataError, load_source
+
+    names, images = [], []
+    for spec in specs:
+        try:
+            s = load_source(spec, size, 3, limit=max(count, pool))
+        except DataError as e:
+            raise UserError(str(e)) from None
+        names += [os.path.splitext(n)[0] for n in s.names]
+        images.append(s.images)
+    images = np.concatenate(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    if len(images) == 0:
+        raise UserError(f"no images in {', '.join(specs)}")
+    z = _encode(encoder, images)
+    err = np.mean((decoder.predict(z, batch_size=64, verbose=0) - images / 255.0) ** 2, axis=(1, 2, 3))
+    keep = np.sort(np.argsort(err, kind="stable")[:count])
+    return [names[i] for i in keep], images[keep], z[keep]
+
+
+def _expressions(spec: str, size: int, count: int):
+    """(names, chars or None, images) of the expression images: face emoji with the featured ones first."""
+    from data_pipelines import DataError, load_source
+    from data_pipelines.images import decode_image
+    from data_pipelines.sources import emoji_entries
+
+    try:
+        if spec.startswith("emoji:twemoji") and spec.partition("/")[2] in ("", "faces"):
+            entries = emoji_entries("faces")
+            rank = {c: i for i, c in enumerate(FEATURED_EXPRESSIONS)}
+            entries = sorted(entries, key=lambda e: rank.get(e[1], len(rank)))[: count or None]
+            images = np.stack([decode_image(p, size, 3, mode="pad") for _, _, p in entries])
+            return [n for n, _, _ in entries], [c for _, c, _ in entries], images
+        s = load_source(spec, size, 3, limit=count or None)
+    except DataError as e:
+        raise UserError(str(e)) from None
+    if len(s) == 0:
+        raise UserError(f"no images in {spec}")
+    return [os.path.splitext(n)[0] for n in s.names], None, s.images
+
+
+def write_latents(path: str, doc: dict):
+    """Compact JSON (one line per face) written atomically."""
+    import json
+
+    def items(key):
+        return ",\n".join("    " + json.dumps(e, ensure_ascii=False) for e in doc[key])
+
+    head = {k: v for k, v in doc.items() if k not in ("characters", "expressions")}
+    text = json.dumps(head, ensure_ascii=False, indent=2)[:-2]
+    text += f',\n  "characters": [\n{items("characters")}\n  ],\n  "expressions": [\n{items("expressions")}\n  ]\n}}\n'
+    with atomic_path(path, ".json") as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+@click.command("vae-latents")
+@click.argument("run_dir", metavar="RUN")
+@click.option("--characters", multiple=True,
+              help="Character images (a folder or any --data spec; repeatable). Default: the run's non-emoji --data.")
+@click.option("--count", type=click.IntRange(min=1, max=200), default=12, show_default=True, help="Characters to keep.")
+@click.option("--pool", type=click.IntRange(min=1), default=96, show_default=True,
+              help="Characters considered: the first POOL images, of which the COUNT the VAE reconstructs best are kept.")
+@click.option("--expressions", "expr_spec", default="emoji:twemoji", show_default=True,
+              help="Expression images: the built-in face emoji (named, featured expressions first) or a folder.")
+@click.option("--expression-count", type=click.IntRange(min=0), default=16, show_default=True, help="Expressions to keep (0: all).")
+@click.option("--out", default=None, help="JSON file (default: RUN/latents.json, which `python -m export tflite RUN` ships).")
+def vae_latents(run_dir, characters, count, pool, expr_spec, expression_count, out):
+    """z_mean of character faces and expression emoji: the morph panel's latents file.
+
+    Writes {"z_dim", "image_size", "characters": [{name, z}], "expressions": [{name, char, z}]}.
+    """
+    out = _check_out(out or os.path.join(run_dir, "latents.json"))
+    specs = _character_specs(run_dir, characters)
+    encoder, decoder, size = load_run_models(run_dir)
+    c_names, _, c_z = _pick_characters(encoder, decoder, specs, size, count, pool)
+    e_names, e_chars, e_images = _expressions(expr_spec, size, expression_count)
+    e_z = _encode(encoder, e_images)
+    expressions = [{"name": n, "z": _round_z(z)} for n, z in zip(e_names, e_z)]
+    for e, c in zip(expressions, e_chars or ()):
+        e["char"] = c
+    doc = {
+        "version": 1, "z_dim": int(c_z.shape[1]), "image_size": size, "run": os.path.abspath(run_dir),
+        "characters_from": list(specs), "expressions_from": expr_spec,
+        "note": "z_mean of each image from the run's encoder; the morph decodes (1 - t) * character.z + t * expression.z",
+        "characters": [{"name": n, "z": _round_z(z)} for n, z in zip(c_names, c_z)],
+        "expressions": expressions,
+    }
+    write_latents(out, doc)
+    click.echo(f"latents: {len(c_names)} characters from {', '.join(specs)}, {len(expressions)} expressions "
+               f"from {expr_spec}, z {doc['z_dim']}: {out}")
+
+
+COMMANDS = [vae, vae_morph, vae_attribute, vae_latents]
