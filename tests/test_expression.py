@@ -337,7 +337,7 @@ def test_train_cli_bad_input_one_line(fer_folder, tmp_path, monkeypatch, capsys,
 def test_train_cli_missing_data_subprocess(tmp_path):
     """The real command line: one line on stderr, exit status 2, no traceback."""
     r = subprocess.run([sys.executable, "-m", "train", "expression", "--out", str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 2
     lines = [x for x in r.stderr.splitlines() if x.strip() and not TF_NOISE.match(x)]
     assert lines == ["error: --data is required: a FER-2013 folder (train/<class>/...) or fer2013.csv"]
