@@ -285,11 +285,42 @@ def tflite(source, quant, out_dir, data, calib_data, name, task, force, calib_si
     if failed:
         click.secho("!" * 72 + "\nWARNING: --force: writing .tflite files that FAILED verification against Keras:\n  "
                     + "\n  ".join(f"{n}: {f}" for n, f in failed) + "\n" + "!" * 72, fg="red", bold=True, err=True)
-    write_outputs(out_dir, results, _side_files(source, opts, base))
+    write_outputs(out_dir, results, _side_files(source, opts, base) + _vae_latents(source, opts, base, results))
+
+
+def _vae_latents(source: str, opts: dict, base: str, results) -> list:
+    """A VAE run's latents.json (from `python -m train vae-latents`), copied as BASE-latents.json and named
+    under "latents" in the decoder's manifest entry (the keyboard's morph panel reads it)."""
+    decoders = [r for t, r, _ in results if t.task == "vae-decoder"]
+    if opts.get("kind") != "vae" or not decoders or not os.path.isdir(source):
+        return []
+    path = os.path.join(source, "latents.json")
+    if not os.path.isfile(path):
+        click.echo(f"note: no latents.json in {source}: the keyboard's morph panel needs one "
+                   f"(python -m train vae-latents {source}), then export again", err=True)
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        dims = {len(e["z"]) for key in ("characters", "expressions") for e in doc[key]}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"unreadable latents file {path} (make it again with python -m train vae-latents {source})") from None
+    z_dim = decoders[0]["input"]["shape"][-1]
+    if dims != {z_dim}:
+        raise UserError(f"{path} holds latents of size {sorted(dims)}, the decoder takes {z_dim}: make it again with "
+                        f"python -m train vae-latents {source}")
+    encoder = os.path.join(source, "encoder.keras")
+    if os.path.isfile(encoder) and os.path.getmtime(encoder) > os.path.getmtime(path):
+        click.secho(f"warning: {path} is older than encoder.keras (the run trained on): the morph's faces may be off; "
+                    f"python -m train vae-latents {source} refreshes it", fg="yellow", err=True)
+    name = f"{base}-latents.json"
+    for r in decoders:
+        r["latents"] = name
+    return [(path, name, None)]
 
 
 def _side_files(source: str, opts: dict, base: str) -> list:
-    """[(source path, file name, manifest entry)] copied beside the models: a StyleGAN run's directions.json."""
+    """[(source path, file name, manifest entry or None)] copied beside the models: a StyleGAN run's directions.json."""
     path = os.path.join(source, "directions.json") if os.path.isdir(source) else ""
     if opts.get("kind") != "stylegan" or not os.path.isfile(path):
         return []
@@ -339,7 +370,7 @@ def _manifest_entry(target: Target, r: dict) -> dict:
         "name": r["name"], "task": r["task"], "path": r["file"], "labels": target.labels if target.family == "classifier" else None,
         "input": r["input"], "outputs": r["outputs"], "quant": r["quant"], "size_bytes": r["size_bytes"],
         "metrics": metrics, "command": r["command"], "commit": r["commit"],
-    }
+    } | ({"latents": r["latents"]} if r.get("latents") else {})
 
 
 def write_outputs(out_dir: str, results, side_files=()):
@@ -374,7 +405,8 @@ def write_outputs(out_dir: str, results, side_files=()):
             manifest["models"] = [m for m in manifest.get("models", []) if m.get("path") != entry["path"]] + [entry]
         for src, fname, entry in side_files:
             shutil.copyfile(src, stack.enter_context(atomic_path(os.path.join(out_dir, fname))))
-            manifest["models"] = [m for m in manifest.get("models", []) if m.get("path") != entry["path"]] + [entry]
+            if entry is not None:
+                manifest["models"] = [m for m in manifest.get("models", []) if m.get("path") != entry["path"]] + [entry]
         tmp = stack.enter_context(atomic_path(manifest_path))
         with open(tmp, "w") as f:
             json.dump(manifest, f, indent=2)

@@ -221,6 +221,27 @@ def test_cli_vae_run_exports_both(work, tmp_path, capsys, monkeypatch):
     assert not (out / "labels.txt").exists()
 
 
+def test_cli_vae_run_ships_its_latents(work, tmp_path, capsys, monkeypatch):
+    """A VAE run's latents.json (python -m train vae-latents) goes beside the decoder, named in its entry."""
+    run = _run_dir(work, tmp_path, "vae")
+    doc = {"z_dim": 4, "characters": [{"name": "c0", "z": [0.1, 0.2, 0.3, 0.4]}],
+           "expressions": [{"name": "grinning face", "char": "😀", "z": [0.0, -1.0, 1.0, 0.5]}]}
+    (run / "latents.json").write_text(json.dumps(doc), encoding="utf-8")
+    out = tmp_path / "models"
+    code, _, err = run_cli(["tflite", str(run), "--quant", "fp32", "--out", str(out), "--verify-size", "8"], capsys, monkeypatch)
+    assert code == 0, err
+    entries = {m["task"]: m for m in json.loads((out / "manifest.json").read_text())["models"]}
+    assert entries["vae-decoder"]["latents"] == "vae-latents.json" and "latents" not in entries["vae-encoder"]
+    assert json.loads((out / "vae-latents.json").read_text(encoding="utf-8")) == doc
+    # latents of another size (a different run) are refused, and nothing is written
+    doc["characters"][0]["z"] = [0.0] * 5
+    (run / "latents.json").write_text(json.dumps(doc), encoding="utf-8")
+    out2 = tmp_path / "models2"
+    code, _, err = run_cli(["tflite", str(run), "--quant", "fp32", "--out", str(out2), "--verify-size", "8"], capsys, monkeypatch)
+    assert code == 2 and "latents of size [4, 5]" in err and len(err.strip().splitlines()) == 1
+    assert not out2.exists() or not os.listdir(out2)
+
+
 def test_cli_refuses_to_write_a_failed_check(work, tmp_path, capsys, monkeypatch):
     src = str(work["root"] / "emonet.keras")
     out = tmp_path / "models"
