@@ -210,6 +210,51 @@ def test_multiworker_vae_two_processes(tmp_path):
         assert json.load(f)["strategy"] == "multiworker"
 
 
+BEFORE_STRATEGY = textwrap.dedent('''
+    import json, sys
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+    from train.__main__ import cli
+
+    class Reached(BaseException):  # not an Exception: no command may turn it into a UserError
+        pass
+
+    started = {}
+
+    def probe(*args, **kwargs):  # stands in for the real strategy, which would start the runtime
+        started[current] = context.context()._context_handle is not None
+        raise Reached
+
+    tf.distribute.MultiWorkerMirroredStrategy = probe  # train.distribute.make_strategy looks it up at call time
+    data = sys.argv[1]
+    for current, args in (("vae", ["--preset", "tiny-32"]), ("dcgan", ["--preset", "pytorch-tutorial", "--image-size", "32"]),
+                          ("expression", ["--arch", "emonet-s"])):
+        try:
+            cli.main([current, "--data", data, "--strategy", "multiworker", "--out", data + "-runs", *args], standalone_mode=False)
+        except Reached:
+            pass
+    print("RESULT " + json.dumps(started))
+''')
+
+
+def test_strategy_is_created_before_tensorflow_starts(tmp_path):
+    """`python -m train <model>` imports every command module and validates its options, yet the
+    TensorFlow runtime must still be untouched when the strategy is made: a multi-worker strategy
+    configures collective ops at runtime start-up ("Collective ops must be configured at program
+    startup" otherwise). Checked for every model command, without any training."""
+    script = tmp_path / "before_strategy.py"
+    script.write_text(BEFORE_STRATEGY)
+    data = _image_folder(str(tmp_path / "faces"), n=2)
+    tf_config = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}
+    env = dict(ENV, TF_CONFIG=json.dumps(tf_config))
+    proc = subprocess.run([sys.executable, str(script), data], cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    started = _result(proc.stdout)
+    assert set(started) == {"vae", "dcgan", "expression"}, (started, proc.stderr[-2000:])
+    assert not any(started.values()), f"TensorFlow already started when the strategy was made: {started}"
+    assert not os.path.exists(data + "-runs")
+
+
 # --------------------------------------------------------------------------- bad input
 
 
