@@ -492,7 +492,8 @@ def write_latents(path: str, doc: dict):
               help="Characters considered: the first POOL images, of which the COUNT the VAE reconstructs best are kept.")
 @click.option("--expressions", "expr_spec", default="emoji:twemoji", show_default=True,
               help="Expression images: the built-in face emoji (named, featured expressions first) or a folder.")
-@click.option("--expression-count", type=click.IntRange(min=0), default=16, show_default=True, help="Expressions to keep (0: all).")
+@click.option("--expression-count", type=click.IntRange(min=0), default=12, show_default=True,
+              help="Expressions to keep (0: all; the keyboard's morph panel shows up to 12 of each).")
 @click.option("--out", default=None, help="JSON file (default: RUN/latents.json, which `python -m export tflite RUN` ships).")
 def vae_latents(run_dir, characters, count, pool, expr_spec, expression_count, out):
     """z_mean of character faces and expression emoji: the morph panel's latents file.

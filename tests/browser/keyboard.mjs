@@ -101,6 +101,44 @@ async function keyboardChecks(page, out) {
   Object.assign(out, {first_key: first, search_pizza: found, recent, text_after_keys: text});
 }
 
+// The VAE morph: thumbnails drawn by the decoder, the slider's ends equal the picked thumbnails
+// (t = 0 decodes the character's z, t = 1 the expression's), picking another character changes it.
+async function morphChecks(page, out) {
+  const at = (t) => page.evaluate(async (v) => {
+    document.getElementById('morph-slider').value = String(v);
+    await window.emotekit.morph.update();
+    return document.getElementById('morph-canvas').toDataURL('image/png');
+  }, t);
+  const thumbs = (side) => page.$$eval(`#morph-${side} canvas`, (cs) => cs.map((c) => ({
+    png: c.toDataURL('image/png'), w: c.width, selected: c.getAttribute('aria-selected') === 'true', name: c.title,
+  })));
+  const m = (out.morph = {});
+  const [left, right] = [await thumbs('left'), await thumbs('right')];
+  m.left = left.length;
+  m.right = right.length;
+  m.thumb_width = left[0]?.w ?? 0;
+  m.distinct_left = new Set(left.map((c) => c.png)).size;
+  m.distinct_right = new Set(right.map((c) => c.png)).size;
+  const a0 = await at(0);
+  const a1 = await at(1);
+  const mid = await at(0.5);
+  m.start_is_character = a0 === left.find((c) => c.selected)?.png;
+  m.end_is_expression = a1 === right.find((c) => c.selected)?.png;
+  m.middle_differs = mid !== a0 && mid !== a1;
+  if (left.length > 1) {
+    await page.click('#morph-left canvas:nth-child(2)');
+    const b0 = await at(0);
+    const after = await thumbs('left');
+    m.pick_moves_selection = after[1].selected && !after[0].selected;
+    m.pick_changes_start = b0 === after[1].png && b0 !== a0;
+  }
+  await at(0.5);
+  if (args.screenshots) {
+    await page.$eval('#morph', (el) => el.scrollIntoView({block: 'start'}));
+    await page.screenshot({path: path.join(args.screenshots, 'morph_panel.png')});
+  }
+}
+
 async function emoteChecks(page, out) {
   await page.click('[data-testid=emote-open]');
   const shipped = await page.getAttribute('[data-testid=dcgan]', 'data-shipped');
@@ -108,6 +146,8 @@ async function emoteChecks(page, out) {
   out.dcgan_note = await page.textContent('#dcgan [data-role=note]');
   out.morph_shipped = (await page.getAttribute('[data-testid=morph]', 'data-shipped')) === 'true';
   out.stylegan_shipped = (await page.getAttribute('[data-testid=stylegan]', 'data-shipped')) === 'true';
+  out.morph_note = await page.textContent('#morph [data-role=note]');
+  if (out.morph_shipped) await morphChecks(page, out);
   if (!out.dcgan_shipped) {
     if (args.screenshots) await page.screenshot({path: path.join(args.screenshots, 'emote_panel.png')});
     await page.click('#emote-close');

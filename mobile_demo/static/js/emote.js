@@ -151,8 +151,9 @@ export async function setupMorph(manifest, {onSticker}) {
   setup(card, true, 'Pick a character (left) and an expression (right), then slide between them.');
   const range = outputRange(entry);
   const zdim = product(runner.inputShape());
-  const left = (latents.characters || latents.left || []).slice(0, 9);
-  const right = (latents.expressions || latents.right || []).slice(0, 9);
+  // Up to four rows of three per side (python -m train vae-latents writes 12 of each by default).
+  const left = (latents.characters || latents.left || []).slice(0, 12);
+  const right = (latents.expressions || latents.right || []).slice(0, 12);
   const canvas = document.getElementById('morph-canvas');
   const slider = document.getElementById('morph-slider');
   const sel = {left: left[0], right: right[0]};
@@ -171,7 +172,10 @@ export async function setupMorph(manifest, {onSticker}) {
     el.replaceChildren();
     for (const item of items) {
       const c = document.createElement('canvas');
-      c.title = item.name || '';
+      // Decoded emoji are soft: name the expression (its emoji character first) for the tooltip and screen readers.
+      c.title = [item.char, item.name].filter(Boolean).join(' ');
+      c.setAttribute('role', 'button');
+      c.setAttribute('aria-label', c.title || (side === 'left' ? 'character' : 'expression'));
       c.setAttribute('aria-selected', String(item === sel[side]));
       c.addEventListener('click', () => {
         sel[side] = item;
