@@ -290,10 +290,12 @@ def tflite(source, quant, out_dir, data, calib_data, name, task, force, calib_si
 
 def _vae_latents(source: str, opts: dict, base: str, results) -> list:
     """A VAE run's latents.json (from `python -m train vae-latents`), copied as BASE-latents.json and named
-    under "latents" in the decoder's manifest entry (the keyboard's morph panel reads it)."""
+    under "latents" in the decoder's manifest entry (the keyboard's morph panel reads it). SOURCE is the run,
+    or its decoder.keras alone (`python -m export tflite RUN/decoder.keras` ships the decoder without the encoder)."""
     decoders = [r for t, r, _ in results if t.task == "vae-decoder"]
-    if opts.get("kind") != "vae" or not decoders or not os.path.isdir(source):
+    if not decoders or (os.path.isdir(source) and opts.get("kind") != "vae"):
         return []
+    source = source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
     path = os.path.join(source, "latents.json")
     if not os.path.isfile(path):
         click.echo(f"note: no latents.json in {source}: the keyboard's morph panel needs one "

@@ -233,6 +233,14 @@ def test_cli_vae_run_ships_its_latents(work, tmp_path, capsys, monkeypatch):
     entries = {m["task"]: m for m in json.loads((out / "manifest.json").read_text())["models"]}
     assert entries["vae-decoder"]["latents"] == "vae-latents.json" and "latents" not in entries["vae-encoder"]
     assert json.loads((out / "vae-latents.json").read_text(encoding="utf-8")) == doc
+    # the decoder alone (no encoder shipped) takes the latents beside it
+    out1 = tmp_path / "decoder_only"
+    code, _, err = run_cli(["tflite", str(run / "decoder.keras"), "--quant", "fp32", "--out", str(out1), "--verify-size", "8",
+                            "--name", "vae-decoder"], capsys, monkeypatch)
+    assert code == 0, err
+    (entry,) = json.loads((out1 / "manifest.json").read_text())["models"]
+    assert entry["task"] == "vae-decoder" and entry["latents"] == "vae-decoder-latents.json"
+    assert (out1 / "vae-decoder-latents.json").is_file()
     # latents of another size (a different run) are refused, and nothing is written
     doc["characters"][0]["z"] = [0.0] * 5
     (run / "latents.json").write_text(json.dumps(doc), encoding="utf-8")
