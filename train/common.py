@@ -135,3 +135,22 @@ def with_user_errors(f):
             raise UserError(str(e).splitlines()[0]) from None
 
     return wrapper
+
+
+def continue_finished_gan(run_dir: str, gan, resumed: bool, epochs: int) -> int:
+    """The epoch a GAN run starts from. A finished run (its backup/ deleted, gan.weights.h5 and
+    state.json written) continued with a larger --epochs restarts from its final weights and
+    optimizer state; anything else starts at 0 (BackupAndRestore handles interrupted runs)."""
+    final = os.path.join(run_dir, "gan.weights.h5")
+    if not (resumed and not os.path.isdir(os.path.join(run_dir, "backup")) and os.path.isfile(final)):
+        return 0
+    gan.load_weights(final)
+    state = os.path.join(run_dir, "state.json")
+    done = 0
+    if os.path.isfile(state):
+        with open(state) as f:
+            done = int(json.load(f).get("epochs_done", 0))
+    if done >= epochs:
+        raise UserError(f"{run_dir} already trained {done} epochs; pass a larger --epochs to continue it")
+    click.echo(f"continuing the finished run from epoch {done}")
+    return done

@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
-from train.common import common_options, dry_run, start_run, training_callbacks, with_user_errors
+from train.common import common_options, continue_finished_gan, dry_run, start_run, training_callbacks, with_user_errors
 from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
 
 DEFAULT_DATA = ("emoji:twemoji/all",)
@@ -97,31 +97,13 @@ def fit_dcgan(run_dir, options, resumed, strategy=None):
             loss_fn=keras.losses.BinaryCrossentropy(),
             jit_compile=options["jit_compile"],
         )
-    initial_epoch = 0
-    final = os.path.join(run_dir, "gan.weights.h5")
-    if resumed and not os.path.isdir(os.path.join(run_dir, "backup")) and os.path.isfile(final):
-        # A finished run continued with more --epochs: start from its final weights and optimizer state.
-        gan.load_weights(final)
-        initial_epoch = _epochs_done(run_dir)
-        if initial_epoch >= options["epochs"]:
-            raise UserError(f"{run_dir} already trained {initial_epoch} epochs; pass a larger --epochs to continue it")
-        click.echo(f"continuing the finished run from epoch {initial_epoch}")
+    initial_epoch = continue_finished_gan(run_dir, gan, resumed, options["epochs"])
     monitor = gan_monitor(run_dir, gan, data.images, options["n_samples"], options["collapse_threshold"],
                           time_limit=options.get("time_limit"))
     callbacks = [monitor] + training_callbacks(run_dir, resumed)
     gan.fit(ds, epochs=options["epochs"], initial_epoch=initial_epoch, callbacks=callbacks,
             verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
     click.echo(f"done: {run_dir} (generator {os.path.join(run_dir, 'generator.keras')}, samples {monitor.samples_dir})")
-
-
-def _epochs_done(run_dir) -> int:
-    import json
-
-    path = os.path.join(run_dir, "state.json")
-    if not os.path.isfile(path):
-        return 0
-    with open(path) as f:
-        return int(json.load(f).get("epochs_done", 0))
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import click
 import numpy as np
 
 from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
-from train.common import common_options, dry_run, require_data, start_run, training_callbacks, with_user_errors
+from train.common import common_options, continue_finished_gan, dry_run, require_data, start_run, training_callbacks, with_user_errors
 from train.dcgan import grid, make_gif, save_png, to_uint8
 
 SMALL_DATA = 30000  # DiffAugment on by default below this many images
@@ -99,14 +99,7 @@ def fit_stylegan(run_dir, options, resumed):
     c = options["r1_interval"] / (options["r1_interval"] + 1) if options["r1_gamma"] > 0 else 1.0
     gan.compile(d_optimizer=keras.optimizers.Adam(options["lr"] * c, beta_1=0.0, beta_2=0.99**c, epsilon=1e-8),
                 g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=0.0, beta_2=0.99, epsilon=1e-8))
-    initial_epoch = 0
-    final = os.path.join(run_dir, "gan.weights.h5")
-    if resumed and not os.path.isdir(os.path.join(run_dir, "backup")) and os.path.isfile(final):
-        gan.load_weights(final)
-        initial_epoch = _epochs_done(run_dir)
-        if initial_epoch >= options["epochs"]:
-            raise UserError(f"{run_dir} already trained {initial_epoch} epochs; pass a larger --epochs to continue it")
-        click.echo(f"continuing the finished run from epoch {initial_epoch}")
+    initial_epoch = continue_finished_gan(run_dir, gan, resumed, options["epochs"])
     if resumed:
         # The step and image counters (R1 schedule, EMA ramp-up) are plain tf.Variables, outside the checkpoints.
         state = _state(run_dir)
@@ -125,10 +118,6 @@ def _state(run_dir) -> dict:
         return {}
     with open(path) as f:
         return json.load(f)
-
-
-def _epochs_done(run_dir) -> int:
-    return int(_state(run_dir).get("epochs_done", 0))
 
 
 def save_networks(run_dir, gan, epochs_done, images_seen):
