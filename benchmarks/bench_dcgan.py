@@ -1,11 +1,15 @@
 """Training images/s of the PyTorch-tutorial DCGAN (64x64, nz 100, batch 128 by default):
 Keras (eager tf.function and XLA jit_compile) against PyTorch on the same CPU, in one run.
 
+Each measurement runs in its own fresh Python process (one after the other, in one invocation):
+PyTorch's OpenMP worker threads keep spinning after its steps and slowed a TensorFlow measurement
+in the same process by half.
+
 Same network, same step (D on a real and a fake batch, then G through the updated D on the same
 fakes), same BCE loss and Adam(2e-4, 0.5), random data, no augmentation. Needs the [bench]
 extra (torch==2.13.0 CPU).
 
-    nice -n 15 .venv/bin/python benchmarks/bench_dcgan.py --steps 5 --batch-size 64 --size 64
+    .venv/bin/python benchmarks/bench_dcgan.py --size 64 --batch-size 128 --steps 10 --json benchmarks/results/dcgan_speed_64.json
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KINDS = ("torch", "keras", "keras_xla")
 
 
 def bench_keras(size, batch, steps, warmup, jit):
@@ -90,6 +96,12 @@ def bench_torch(size, batch, steps, warmup, threads):
     return batch * steps / (time.perf_counter() - t)
 
 
+def _measure(kind, a):
+    if kind == "torch":
+        return bench_torch(a.size, a.batch_size, a.steps, a.warmup, a.torch_threads)
+    return bench_keras(a.size, a.batch_size, a.steps, a.warmup, kind == "keras_xla")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=64)
@@ -98,17 +110,23 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--torch-threads", type=int, default=0, help="0 = torch's default")
     ap.add_argument("--json", default=None, help="Also write the results here.")
+    ap.add_argument("--only", choices=KINDS, default=None, help=argparse.SUPPRESS)  # one measurement, in this process
     a = ap.parse_args()
+    if a.only:
+        print(f"RESULT {_measure(a.only, a)!r}")
+        return
     res = {"size": a.size, "batch": a.batch_size, "steps": a.steps, "cpus": os.cpu_count()}
-    try:
-        res["torch_images_per_s"] = bench_torch(a.size, a.batch_size, a.steps, a.warmup, a.torch_threads)
-    except ImportError:
-        print("torch not installed: pip install -e .[bench] (torch==2.13.0 CPU)", file=sys.stderr)
-    res["keras_images_per_s"] = bench_keras(a.size, a.batch_size, a.steps, a.warmup, False)
-    res["keras_xla_images_per_s"] = bench_keras(a.size, a.batch_size, a.steps, a.warmup, True)
-    if "torch_images_per_s" in res:
-        res["keras_over_torch"] = res["keras_images_per_s"] / res["torch_images_per_s"]
-        res["keras_xla_over_torch"] = res["keras_xla_images_per_s"] / res["torch_images_per_s"]
+    for kind in KINDS:
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--only", kind], capture_output=True, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+            print(f"{kind}: failed ({tail[0]})", file=sys.stderr)
+            continue
+        res[f"{kind}_images_per_s"] = float(lines[-1].split()[1])
+    for kind in ("keras", "keras_xla"):
+        if "torch_images_per_s" in res and f"{kind}_images_per_s" in res:
+            res[f"{kind}_over_torch"] = res[f"{kind}_images_per_s"] / res["torch_images_per_s"]
     for k, v in res.items():
         print(f"{k:>24}: {v:.3g}" if isinstance(v, float) else f"{k:>24}: {v}")
     if a.json:

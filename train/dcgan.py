@@ -34,7 +34,9 @@ SMALL_DATA = 5000  # DiffAugment on by default below this many images
 @click.option("--ema-decay", type=click.FloatRange(0, 0.9999), default=0.0, show_default=True, help="Keep an EMA generator (e.g. 0.999); 0 = off.")
 @click.option("--width", type=click.IntRange(min=4), default=None, help="Generator width (ngf; default the preset's).")
 @click.option("--d-width", type=click.IntRange(min=4), default=None, help="Discriminator width (ndf; default the preset's).")
-@click.option("--jit-compile/--no-jit-compile", default=False, show_default=True, help="XLA for the train step (measure first: benchmarks/bench_dcgan.py).")
+@click.option("--jit-compile/--no-jit-compile", default=None,
+              help="XLA for the train step; default on with --strategy default (1.5x the images/s on a 2-core CPU, "
+                   "benchmarks/RESULTS.md), off under other strategies.")
 @click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each epoch's grid.")
 @click.option("--collapse-threshold", type=click.FloatRange(0, 1), default=0.35, show_default=True,
               help="Warn when the samples' mean pairwise distance falls below this fraction of the data's.")
@@ -63,6 +65,13 @@ def dcgan(**options):
     options["out"] = worker_out(options["out"], strategy)
     run_dir, options, resumed = start_run("dcgan", options, f"{options['preset']}{options['image_size']}")
     fit_dcgan(run_dir, options, resumed, strategy)
+
+
+def _use_xla(options) -> bool:
+    """--jit-compile as given; unset (and in runs saved before it had a default): on without a strategy."""
+    if options.get("jit_compile") is not None:
+        return bool(options["jit_compile"])
+    return (options.get("strategy") or "default") == "default"
 
 
 def fit_dcgan(run_dir, options, resumed, strategy=None):
@@ -95,7 +104,7 @@ def fit_dcgan(run_dir, options, resumed, strategy=None):
             d_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
             g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
             loss_fn=keras.losses.BinaryCrossentropy(),
-            jit_compile=options["jit_compile"],
+            jit_compile=_use_xla(options),
         )
     initial_epoch = continue_finished_gan(run_dir, gan, resumed, options["epochs"])
     monitor = gan_monitor(run_dir, gan, data.images, options["n_samples"], options["collapse_threshold"],
