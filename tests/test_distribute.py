@@ -1,7 +1,8 @@
 """tf.distribute paths, really run on this CPU: MirroredStrategy over two logical CPU devices gives
 the same steps as one device (VAE, DCGAN, classifier); MultiWorkerMirroredStrategy with two worker
-processes on 127.0.0.1 trains a tiny VAE through `python -m train vae` and both workers end with
-the same weights; bad strategy input is one line and exit status 2.
+processes on 127.0.0.1 trains a tiny VAE through `python -m train vae` (and a tiny classifier through
+`python -m train expression`) and both workers end with the same weights and logs; bad strategy input
+is one line and exit status 2.
 
 Logical CPU devices must be configured before TensorFlow starts, so the distributed runs happen in
 subprocesses (one for the equivalence checks, two workers, and the CLI cases, started together)."""
@@ -178,16 +179,12 @@ def _cli(args, env_extra=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.skip(reason="known failure: Keras 3's fit() under MultiWorkerMirroredStrategy reduces scalar metrics "
-                  "along axis 0 (keras/src/backend/tensorflow/trainer.py reduce_per_replica; tensorflow/tensorflow#72388), "
-                  "so both workers exit with 'Invalid reduction dimension 0'. Issue 8 stays open until it is worked around.")
-def test_multiworker_vae_two_processes(tmp_path):
-    data = _image_folder(str(tmp_path / "faces"))
-    out = str(tmp_path / "runs")
+def _two_workers(args, out):
+    """Runs `python -m train ARGS --strategy multiworker --out OUT` as two worker processes on
+    127.0.0.1; both must succeed. Returns their (stdout, stderr) and run directories (chief, worker 1)."""
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    args = ["vae", "--data", data, "--preset", "tiny-32", "--epochs", "1", "--epoch-size", "16", "--batch-size", "8",
-            "--no-flip", "--strategy", "multiworker", "--out", out]
+    args = [*args, "--strategy", "multiworker", "--out", out]
     procs = [_cli(args, {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}) for i in range(2)]
     results = []
     for p in procs:
@@ -203,14 +200,55 @@ def test_multiworker_vae_two_processes(tmp_path):
     worker = os.listdir(os.path.join(out, ".worker-1"))
     assert len(chief) == 1 and len(worker) == 1, (chief, worker)
     assert "strategy: MultiWorkerMirroredStrategy: 2 replica(s) on 2 workers" in results[0][0]
-    for name in ("encoder.keras", "decoder.keras"):
-        a = _h5_weights(os.path.join(out, chief[0], name))
-        b = _h5_weights(os.path.join(out, ".worker-1", worker[0], name))
+    with open(os.path.join(out, chief[0], "options.json")) as f:
+        assert json.load(f)["strategy"] == "multiworker"
+    return results, os.path.join(out, chief[0]), os.path.join(out, ".worker-1", worker[0])
+
+
+def _same_weights(chief_dir, worker_dir, names):
+    for name in names:
+        a = _h5_weights(os.path.join(chief_dir, name))
+        b = _h5_weights(os.path.join(worker_dir, name))
         assert a.keys() == b.keys() and a
         for k in a:
             np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
-    with open(os.path.join(out, chief[0], "options.json")) as f:
-        assert json.load(f)["strategy"] == "multiworker"
+
+
+def _same_logs(chief_dir, worker_dir):
+    """fit()'s logs are all-reduced over the workers (train.distribute.fix_multi_worker_fit): both log.csv agree."""
+    logs = []
+    for run_dir in (chief_dir, worker_dir):
+        with open(os.path.join(run_dir, "log.csv")) as f:
+            logs.append([line.strip().split(",") for line in f if line.strip()])
+    assert logs[0][0] == logs[1][0] and len(logs[0]) == 2, logs
+    values = [np.asarray([[float("nan") if v == "NA" else float(v) for v in row] for row in log[1:]]) for log in logs]
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-5)  # NA (no validation): nan on both
+
+
+def test_multiworker_vae_two_processes(tmp_path):
+    data = _image_folder(str(tmp_path / "faces"))
+    args = ["vae", "--data", data, "--preset", "tiny-32", "--epochs", "1", "--epoch-size", "16", "--batch-size", "8", "--no-flip"]
+    _, chief, worker = _two_workers(args, str(tmp_path / "runs"))
+    _same_weights(chief, worker, ("encoder.keras", "decoder.keras"))
+    _same_logs(chief, worker)
+
+
+def test_multiworker_expression_two_processes(tmp_path):
+    """The classifier's fit() (compile metrics, validation) under two workers, the same way."""
+    from PIL import Image
+
+    data = str(tmp_path / "faces")
+    rng = np.random.default_rng(2)
+    for k, name in enumerate(("happy", "sad")):
+        os.makedirs(os.path.join(data, name))
+        for i in range(8):
+            img = np.clip(60 + 100 * k + rng.normal(0, 10, (24, 24)), 0, 255).astype(np.uint8)
+            Image.fromarray(img, "L").save(os.path.join(data, name, f"{i}.png"))
+    args = ["expression", "--data", data, "--val", data, "--arch", "emonet-xs", "--image-size", "24", "--batch-size", "8",
+            "--epochs", "1"]
+    _, chief, worker = _two_workers(args, str(tmp_path / "runs"))
+    _same_weights(chief, worker, ("last.keras",))
+    _same_logs(chief, worker)
 
 
 BEFORE_STRATEGY = textwrap.dedent('''

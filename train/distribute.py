@@ -6,6 +6,7 @@ over the replicas. The pieces:
 
 - :func:`setup` (from a command's options) = :func:`set_mixed_precision` + :func:`make_strategy`.
   Call it before anything else touches TensorFlow: a multi-worker strategy must be created first.
+  The multi-worker one also installs :func:`fix_multi_worker_fit` (Keras 3 fit() bugs, tensorflow/tensorflow#72388).
 - :func:`distribute_arrays` / :func:`distribute_tfrecords`: ``strategy.distribute_datasets_from_function``
   with per-replica batches of ``global // replicas``; in-memory data is split by example between
   the input pipelines (one per worker), TFRecord folders by shard files.
@@ -142,10 +143,61 @@ def make_strategy(name: str = "default", tpu: str | None = None):
         return tf.distribute.MirroredStrategy(devices)
     if name == "multiworker":
         try:
-            return tf.distribute.MultiWorkerMirroredStrategy()
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
         except (ValueError, RuntimeError, tf.errors.OpError) as e:
             raise UserError(f"cannot start the multi-worker strategy: {str(e).splitlines()[0]}") from None
+        fix_multi_worker_fit()
+        return strategy
     return _tpu_strategy(tpu)
+
+
+def fix_multi_worker_fit() -> None:
+    """Works around two bugs of Keras 3's fit()/evaluate() under a multi-worker
+    MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388), in keras/src/backend/tensorflow/trainer.py:
+
+    - Each step's logs (metric results, scalars) are reduced with ``reduce_per_replica(...,
+      reduction="auto")``, i.e. "mean", which in multi-worker mode is ``strategy.reduce("MEAN", v,
+      axis=0)``: that also reduces along axis 0 of each value, so every scalar fails with "Invalid
+      reduction dimension 0 for input with 0 dimensions". The mean over the replicas is ``axis=None``
+      (what Keras does on one worker); here an all-reduce, so that every worker logs the same values.
+    - Before the first step, ``_maybe_symbolic_build`` reduces the whole first batch with one
+      ``strategy.reduce`` call, which a multi-worker strategy cannot do for a structure such as
+      (x, y, sample_weight): "Attempt to convert a value (PerReplica...) to a Tensor". The batch
+      only gives the symbolic build its shapes and dtypes, so this worker's first replica's batch does.
+
+    The step functions look ``reduce_per_replica`` up in their module when they are traced, so it
+    is replaced there, and ``_maybe_symbolic_build`` on the trainer class; both hand everything that
+    is not a multi-worker strategy (default, mirrored, TPU; predict()'s "concat") to Keras' own code.
+    Only ``make_strategy("multiworker")`` installs them; calling it again does nothing.
+    """
+    import tensorflow as tf
+    from keras import tree
+    from keras.src.backend.tensorflow import trainer
+
+    keras_reduce, keras_build = trainer.reduce_per_replica, trainer.TensorFlowTrainer._maybe_symbolic_build
+    if getattr(keras_reduce, "emotekit_multi_worker", False):
+        return
+    multi_worker = trainer._collective_all_reduce_multi_worker  # the test that picks Keras' multi-worker branch
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not multi_worker(strategy):
+            return keras_reduce(values, strategy, reduction)
+        return tree.map_structure(lambda v: v if v is None else strategy.reduce("MEAN", v, axis=None), values)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if iterator is None or strategy is None or not multi_worker(strategy):
+            return keras_build(self, iterator, data_batch)
+        for _, _, it in iterator:
+            data_batch = next(it)
+            break
+        local = tree.map_structure(lambda v: strategy.experimental_local_results(v)[0]
+                                   if isinstance(v, tf.distribute.DistributedValues) else v, data_batch)
+        return keras_build(self, data_batch=local)
+
+    reduce_per_replica.emotekit_multi_worker = True
+    trainer.reduce_per_replica = reduce_per_replica
+    trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
 
 
 def _tpu_strategy(address: str | None):
@@ -201,8 +253,14 @@ def setup(options: dict):
     return strategy
 
 
+# tf.distribute's public names for the classes behind them (tf.distribute.MultiWorkerMirroredStrategy
+# is a CollectiveAllReduceStrategy): what a user asked for with --strategy is what they read.
+PUBLIC_NAMES = {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy", "TPUStrategyV2": "TPUStrategy"}
+
+
 def describe(strategy) -> str:
-    name = type(strategy).__name__
+    """E.g. "MultiWorkerMirroredStrategy: 2 replica(s) on 2 workers"."""
+    name = PUBLIC_NAMES.get(type(strategy).__name__, type(strategy).__name__)
     workers = getattr(getattr(strategy, "extended", None), "_num_workers", 1) or 1
     return f"{name}: {strategy.num_replicas_in_sync} replica(s)" + (f" on {workers} workers" if workers > 1 else "")
 
