@@ -139,6 +139,43 @@ async function morphChecks(page, out) {
   }
 }
 
+// The StyleGAN sliders: face STYLE_ID's pixels and w (the Python side renders the same id and
+// compares), then the first slider at +2 through the page's own input event, then Reset.
+const STYLE_ID = 3;
+async function styleganChecks(page, out) {
+  const s = (out.stylegan = {id: STYLE_ID});
+  s.body_visible = await page.isVisible('#stylegan [data-role=body]');
+  s.sliders = await page.$$eval('#style-sliders input', (xs) => xs.map((x) => ({
+    name: x.dataset.name, min: Number(x.min), max: Number(x.max), text: x.closest('label').textContent, title: x.closest('label').title,
+  })));
+  const grab = () => page.evaluate(async () => {
+    const api = window.emotekit.stylegan;
+    await api.idle();
+    const c = document.getElementById('style-canvas');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const rgb = Array.from(d.filter((_, i) => i % 4 !== 3));
+    return {width: c.width, height: c.height, rgb, ...api.current()};
+  });
+  await page.evaluate((id) => window.emotekit.stylegan.newFace(id), STYLE_ID);
+  s.face = await grab();
+  s.blank = new Set(s.face.rgb).size <= 1;
+  const first = s.sliders[0];
+  if (first) {
+    await page.fill(`#style-sliders input[data-name="${first.name}"]`, '2');
+    s.edit = {[first.name]: 2};
+    s.edited = await grab();
+    s.slider_changes_pixels = s.edited.rgb.some((v, i) => v !== s.face.rgb[i]);
+    await page.click('#style-reset');
+    s.reset_restores = (await grab()).rgb.every((v, i) => v === s.face.rgb[i]);
+    await page.fill(`#style-sliders input[data-name="${first.name}"]`, '2');
+    await page.evaluate(() => window.emotekit.stylegan.idle());
+  }
+  if (args.screenshots) {
+    await page.$eval('#stylegan', (el) => el.scrollIntoView({block: 'start'}));
+    await page.screenshot({path: path.join(args.screenshots, 'stylegan_panel.png')});
+  }
+}
+
 async function emoteChecks(page, out) {
   await page.click('[data-testid=emote-open]');
   const shipped = await page.getAttribute('[data-testid=dcgan]', 'data-shipped');
@@ -147,7 +184,9 @@ async function emoteChecks(page, out) {
   out.morph_shipped = (await page.getAttribute('[data-testid=morph]', 'data-shipped')) === 'true';
   out.stylegan_shipped = (await page.getAttribute('[data-testid=stylegan]', 'data-shipped')) === 'true';
   out.morph_note = await page.textContent('#morph [data-role=note]');
+  out.stylegan_note = await page.textContent('#stylegan [data-role=note]');
   if (out.morph_shipped) await morphChecks(page, out);
+  if (out.stylegan_shipped) await styleganChecks(page, out);
   if (!out.dcgan_shipped) {
     if (args.screenshots) await page.screenshot({path: path.join(args.screenshots, 'emote_panel.png')});
     await page.click('#emote-close');

@@ -195,75 +195,166 @@ export async function setupMorph(manifest, {onSticker}) {
   return {update};
 }
 
+// Truncation of the faces: w_avg + psi (w - w_avg), at the default --psi of `python -m train
+// stylegan-edit` and `stylegan-sheet` (train/stylegan.py), so an id gives the face Python renders.
+export const STYLE_PSI = 0.8;
+const f32 = Math.fround;
+
 /**
- * The StyleGAN sliders: "stylegan-mapping" (z -> w) and "stylegan-synthesis" (w -> image), with a
- * `directions` JSON {attribute: [w vector]} on either entry. The face's id seeds z like an emote id.
+ * The directions file `python -m train stylegan-directions` writes and `python -m export tflite`
+ * ships as the "stylegan-directions" entry (keras_models/stylegan/directions.py): {format, w_dim,
+ * w_avg, directions: {name: {vector, scale, kind, description}}}. Returns {wAvg, sliders} with the
+ * named (InterFaceGAN) directions first; GANSpace "pc*" ones only when there are no named ones.
+ */
+export function parseDirections(doc, wdim) {
+  if (!doc || doc.format !== 'emotekit-stylegan-directions') throw new Error('not an Emotekit StyleGAN directions file');
+  const wAvg = Float32Array.from(doc.w_avg || []);
+  if (wAvg.length !== wdim) throw new Error(`its w_avg has ${wAvg.length} values, the mapping gives ${wdim}`);
+  const all = Object.entries(doc.directions || {}).map(([name, e]) => ({
+    name, vector: Float32Array.from(e.vector || []), scale: Number(e.scale), description: e.description || '',
+  })).filter((d) => d.vector.length === wdim && Number.isFinite(d.scale));
+  const named = all.filter((d) => !/^pc\d+$/.test(d.name));
+  return {wAvg, sliders: named.length ? named : all};
+}
+
+/** Truncation as keras_models/stylegan/directions.py `truncate`, in float32 like numpy. */
+export function truncate(w, wAvg, psi = STYLE_PSI) {
+  const p = f32(psi);
+  return w.map((v, i) => f32(wAvg[i] + f32(p * f32(v - wAvg[i]))));
+}
+
+/** `apply_edits`: w + alpha * scale * vector for each slider not at 0, in float32 like numpy. */
+export function applyEdits(w, sliders, values) {
+  const x = Float32Array.from(w);
+  for (const d of sliders) {
+    const a = values[d.name] || 0;
+    if (!a) continue;
+    const k = f32(a * d.scale);
+    for (let i = 0; i < x.length; i++) x[i] = f32(x[i] + f32(k * d.vector[i]));
+  }
+  return x;
+}
+
+/**
+ * The StyleGAN sliders: "stylegan-mapping" (z -> w), "stylegan-synthesis" (w -> image; a per-layer
+ * (num_ws, w_dim) input gets the same w in every row) and the "stylegan-directions" file. A face's
+ * id seeds z exactly as an emote id (train/stylegan.py ws_for_ids), w is truncated at STYLE_PSI
+ * towards the file's w_avg, then each slider adds alpha * scale * vector (alpha from -3 to +3).
  */
 export async function setupStylegan(manifest, {onSticker}) {
   const card = document.getElementById('stylegan');
   const mapEntry = findModel(manifest, 'stylegan-mapping');
   const synEntry = findModel(manifest, 'stylegan-synthesis');
+  const dirEntry = findModel(manifest, 'stylegan-directions');
   if (!mapEntry || !synEntry) {
     setup(card, false);
     return null;
   }
   let mapping;
   let synthesis;
-  let directions = {};
   try {
-    mapping = await Runner.load(mapEntry.url, mapEntry);
-    synthesis = await Runner.load(synEntry.url, synEntry);
-    const dirUrl = synEntry.directions_url || mapEntry.directions_url;
-    if (dirUrl) directions = await fetchJson(dirUrl);
+    [mapping, synthesis] = await Promise.all([Runner.load(mapEntry.url, mapEntry), Runner.load(synEntry.url, synEntry)]);
   } catch (e) {
     setup(card, false);
     card.querySelector('[data-role=note]').textContent = `The sliders aren't available: ${e.message}`;
     return null;
   }
-  setup(card, true, Object.keys(directions).length ? '' : 'No attribute directions shipped yet: only new faces.');
-  const canvas = document.getElementById('style-canvas');
-  const range = outputRange(synEntry);
   const zdim = product(mapping.inputShape());
   const wsize = product(synthesis.inputShape());
+  const wdim = product(Array.from(mapping.model.getOutputDetails()[0].shape, (v) => (v < 0 ? 1 : v)));
+  if (wsize % wdim) {
+    setup(card, false);
+    card.querySelector('[data-role=note]').textContent = `The sliders aren't available: the synthesis takes ${wsize} values, `
+      + `not a multiple of the mapping's w (${wdim})`;
+    return null;
+  }
+  let note = 'No attribute directions shipped yet: only new faces.';
+  let dirs = {wAvg: null, sliders: []};
+  try {
+    if (dirEntry) {
+      dirs = parseDirections(await fetchJson(dirEntry.url), wdim);
+      note = '';
+    }
+  } catch (e) {
+    note = `No sliders (${e.message}): only new faces.`;
+  }
+  setup(card, true, note);
+  const canvas = document.getElementById('style-canvas');
+  const range = outputRange(synEntry);
   const values = {};
   let w = null;
   let id = null;
+  let drawn = null;
+  let busy = null;
+  let dirty = false;
 
-  async function render() {
-    const x = Float32Array.from(w);
-    for (const [name, dir] of Object.entries(directions)) {
-      const a = values[name] || 0;
-      if (!a) continue;
-      for (let i = 0; i < x.length; i++) x[i] += a * dir[i % dir.length];
-    }
-    const [out] = await synthesis.run(x);
+  async function draw() {
+    const x = applyEdits(w, dirs.sliders, values);
+    drawn = x;
+    const input = new Float32Array(wsize);
+    for (let i = 0; i < wsize; i++) input[i] = x[i % wdim];
+    const [out] = await synthesis.run(input);
     drawImage(canvas, out.data, out.shape, range);
+  }
+  /** Redraws with the current sliders; one model run at a time, the latest values win. */
+  function render() {
+    dirty = true;
+    busy ||= (async () => {
+      try {
+        while (dirty) {
+          dirty = false;
+          await draw();
+        }
+      } finally {
+        busy = null; // in the same turn as the last check of `dirty`: no change is left undrawn
+      }
+    })();
+    return busy;
   }
   async function newFace(newId) {
     id = newId;
     document.getElementById('style-id').textContent = String(id);
+    card.dataset.faceId = String(id);
     const [out] = await mapping.run(noiseForId(id, zdim));
-    // Broadcast a single w over every synthesis input position when the mapping gives one.
-    w = new Float32Array(wsize);
-    for (let i = 0; i < wsize; i++) w[i] = out.data[i % out.data.length];
+    w = dirs.wAvg ? truncate(out.data, dirs.wAvg) : out.data;
     await render();
+    return canvas.toDataURL('image/png');
   }
   const box = document.getElementById('style-sliders');
-  for (const name of Object.keys(directions)) {
+  const inputs = [];
+  for (const d of dirs.sliders) {
     const label = document.createElement('label');
     label.className = 'slider';
+    label.title = d.description;
     const input = document.createElement('input');
     Object.assign(input, {type: 'range', min: -3, max: 3, step: 0.1, value: 0});
+    input.dataset.name = d.name;
+    input.setAttribute('aria-label', d.name.replace(/_/g, ' '));
     input.addEventListener('input', () => {
-      values[name] = Number(input.value);
+      values[d.name] = Number(input.value);
       render();
     });
-    label.append(name, input);
+    const text = document.createElement('span');
+    text.textContent = d.name.replace(/_/g, ' ');
+    label.append(text, input);
     box.append(label);
+    inputs.push(input);
   }
+  document.getElementById('style-reset').hidden = !inputs.length;
+  document.getElementById('style-reset').addEventListener('click', () => {
+    for (const input of inputs) input.value = '0';
+    for (const k of Object.keys(values)) delete values[k];
+    render();
+  });
   document.getElementById('style-new').addEventListener('click', () => newFace(randomId()));
   document.getElementById('style-download').addEventListener('click', () => downloadCanvas(canvas, `face-${id}.png`));
   document.getElementById('style-insert').addEventListener('click', () => onSticker(stickerUrl(canvas), `face #${id}`));
   await newFace(randomId());
-  return {newFace};
+  // For the tests: newFace(id) -> PNG data URL; idle() resolves once the sliders' last change is drawn;
+  // current() is the face's id, psi and the w (truncated and edited) the synthesis drew.
+  return {
+    newFace,
+    idle: () => busy || Promise.resolve(),
+    current: () => ({id, psi: dirs.wAvg ? STYLE_PSI : 1, w: Array.from(drawn || [])}),
+  };
 }
