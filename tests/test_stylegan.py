@@ -258,7 +258,7 @@ def test_cli_bad_input(tmp_path, faces):
 @pytest.mark.slow
 def test_cli_train_directions_edit_sheet_export(tmp_path, faces):
     out = tmp_path / "runs"
-    r = _cli(["stylegan", "--data", faces, "--preset", "tiny", "--batch-size", "4", "--kimg-per-epoch", "0.008",
+    r = _cli(["stylegan", "--data", faces, "--preset", "tiny", "--batch-size", "4", "--kimg-per-epoch", "0.01",
               "--epochs", "2", "--samples", "4", "--out", str(out)])
     assert r.exit_code == 0, r.output
     run = str(out / os.listdir(out)[0])
