@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import re
 import sys
 import tempfile
+import threading
 
 import click
 
@@ -21,6 +23,57 @@ def user_errors():
     from data_pipelines.errors import DataError
 
     return (UserError, DataError)
+
+
+# TensorFlow's C++ start-up lines that TF_CPP_MIN_LOG_LEVEL does not reach: absl prints everything
+# logged before its InitializeLog() (the CUDA stub probe, the CPU feature notice, cuInit failing on a
+# machine without a GPU), however the level is set.
+NATIVE_NOISE = re.compile(
+    r"(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} [\d:.]+ +\d+ [\w.]+\.cc:\d+\] "
+    r"|E\d{4} [\d:.]+ +\d+ cuda_\w+\.cc:\d+\] failed call to cuInit"
+    r"|To enable the following instructions: .* rebuild TensorFlow)")
+
+
+def filter_native_stderr() -> bool:
+    """Drops TensorFlow's native start-up noise (NATIVE_NOISE) from this process' stderr, so that a
+    user error stays one line. Everything else, Python's tracebacks included, passes through. Off
+    when TF_CPP_MIN_LOG_LEVEL asks for info or warnings (0 or 1). Call it before TensorFlow loads;
+    returns whether the filter is on."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2").strip() in ("0", "1"):
+        return False
+    try:
+        sys.stderr.flush()
+        real = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+    except (OSError, ValueError):
+        return False
+    out = os.fdopen(real, "wb", buffering=0)
+
+    def pump():
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                if not NATIVE_NOISE.match(line.decode("utf-8", "replace")):
+                    try:
+                        out.write(line)
+                    except OSError:
+                        pass
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore():
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(real, 2)  # the pipe's last write end in this process: the pump reads to its end and stops
+        thread.join(timeout=5)
+
+    atexit.register(restore)
+    return True
 
 
 def run_cli(group: click.Group, prog_name: str):
