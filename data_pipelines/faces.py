@@ -14,7 +14,7 @@ import numpy as np
 
 from data_pipelines.errors import DataError
 from data_pipelines.images import list_images
-from data_pipelines.imagetools import open_rgb, output_name, staged_dir
+from data_pipelines.imagetools import output_name, readable_images, staged_dir
 
 CASCADE = "haarcascade_frontalface_default.xml"
 _detector = None
@@ -74,15 +74,7 @@ def crop_faces(src: str, out: str, size: int = 64, margin: float = 0.2, on_error
     detector()
     faces, no_face, skipped = 0, [], []
     with staged_dir(out) as tmp:
-        for path in paths:
-            try:
-                img = open_rgb(path)
-            except DataError as e:
-                if on_error == "fail":
-                    raise
-                skipped.append(str(e))
-                log(f"skipped: {e}")
-                continue
+        for path, img in readable_images(paths, on_error, skipped, log):
             boxes = detect_faces(np.asarray(img))
             if not boxes:
                 no_face.append(path)

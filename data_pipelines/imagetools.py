@@ -40,6 +40,21 @@ def staged_dir(out: str):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def readable_images(paths, on_error: str, skipped: list, log=print):
+    """Yields (path, RGB image) for each path that opens. An unreadable one stops everything
+    (on_error "fail") or is skipped: its reason is appended to `skipped` and logged."""
+    for path in paths:
+        try:
+            img = open_rgb(path)
+        except DataError as e:
+            if on_error == "fail":
+                raise
+            skipped.append(str(e))
+            log(f"skipped: {e}")
+            continue
+        yield path, img
+
+
 def open_rgb(path: str) -> Image.Image:
     """First frame of any image as RGB (transparency on white); DataError naming the file."""
     try:
@@ -70,15 +85,8 @@ def square_images(src: str, out: str, size: int, mode: str = "pad", on_error: st
     paths = list_images(src)
     written, skipped = 0, []
     with staged_dir(out) as tmp:
-        for path in paths:
-            try:
-                img = fit_square(open_rgb(path), size, mode)
-            except DataError as e:
-                if on_error == "fail":
-                    raise
-                skipped.append(str(e))
-                log(f"skipped: {e}")
-                continue
+        for path, img in readable_images(paths, on_error, skipped, log):
+            img = fit_square(img, size, mode)
             dest = os.path.join(tmp, output_name(src, path))
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             img.save(dest)
@@ -103,15 +111,9 @@ def find_duplicates(paths: list[str], threshold: int = 4, on_error: str = "skip"
     is the one to keep. Images are compared in chunks, so tens of thousands fit in memory.
     """
     hashes, kept, skipped = [], [], []
-    for path in paths:
-        try:
-            hashes.append(dhash(open_rgb(path)))
-            kept.append(path)
-        except DataError as e:
-            if on_error == "fail":
-                raise
-            skipped.append(str(e))
-            log(f"skipped: {e}")
+    for path, img in readable_images(paths, on_error, skipped, log):
+        hashes.append(dhash(img))
+        kept.append(path)
     h = np.array(hashes, dtype=np.uint64)
     parent = list(range(len(h)))
 

@@ -18,6 +18,7 @@ from PIL import Image
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+from clirun import run_train
 
 from train.evaluate import metrics_from_predictions  # noqa: E402
 
@@ -79,20 +80,6 @@ def keras_model(tmp_path_factory):
     brightness_classifier().save(path)
     (d / "labels.txt").write_text("\n".join(FER) + "\n")
     return path
-
-
-def run_train(args, monkeypatch, capsys):
-    from train.__main__ import cli
-    from train.cli_support import run_cli
-
-    monkeypatch.setattr(sys, "argv", ["python -m train", *args])
-    code = 0
-    try:
-        run_cli(cli, "python -m train")
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def evaluate(model, data, out_json, monkeypatch, capsys, *extra):

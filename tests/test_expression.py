@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["EMOTEKIT_QUIET"] = "1"
 
 import keras  # noqa: E402
+from clirun import run_train
 
 from keras_models.expression import build_classifier  # noqa: E402
 from keras_models.expression import vggface as vf  # noqa: E402
@@ -39,21 +40,6 @@ def fer_folder(tmp_path_factory):
             img = np.clip(20 + 30 * k + rng.normal(0, 5, (48, 48)), 0, 255).astype(np.uint8)
             Image.fromarray(img, "L").save(root / name / f"{i}.png")
     return str(root)
-
-
-def run_train(args, monkeypatch, capsys):
-    """Runs `python -m train ARGS` in-process; returns (exit status, stdout, stderr)."""
-    from train.__main__ import cli
-    from train.cli_support import run_cli
-
-    monkeypatch.setattr(sys, "argv", ["python -m train", *args])
-    code = 0
-    try:
-        run_cli(cli, "python -m train")
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- builders -------------------------------------------------------------------------------

@@ -1,0 +1,20 @@
+"""Runs `python -m train ...` in-process for the tests, through the same error path as the shell."""
+
+from __future__ import annotations
+
+import sys
+
+
+def run_train(args, monkeypatch, capsys):
+    """Runs `python -m train ARGS` in-process; returns (exit status, stdout, stderr)."""
+    from train.__main__ import cli
+    from train.cli_support import run_cli
+
+    monkeypatch.setattr(sys, "argv", ["python -m train", *args])
+    code = 0
+    try:
+        run_cli(cli, "python -m train")
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
