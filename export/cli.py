@@ -31,7 +31,7 @@ RUN_MODELS = {
     # run kind -> [(file candidates in order, part suffix, task)]
     "expression": [(("best.keras", "last.keras"), "", "expression")],
     "vae": [(("encoder.keras",), "encoder", "vae-encoder"), (("decoder.keras",), "decoder", "vae-decoder")],
-    "dcgan": [(("generator_ema.keras", "generator.keras"), "", "emote-generator")],  # the EMA generator when the run kept one
+    "dcgan": [(("generator.keras",), "", "emote-generator")],
     "stylegan": [(("mapping.keras",), "mapping", "stylegan-mapping"), (("synthesis.keras",), "synthesis", "stylegan-synthesis")],
 }
 INT8_TARGET_DROP = 0.3  # the product's budget for int8 (points); the hard gate is THRESHOLDS
