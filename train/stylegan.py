@@ -50,7 +50,8 @@ def stylegan(**options):
     from keras_models.dcgan import parse_policy
     from keras_models.stylegan import CONFIGS
 
-    require_data(options["data"], "stylegan (e.g. --data ../shared/data/anime_faces)")
+    if not options["resume"]:  # a resumed run reads its data, preset and size from its options.json
+        require_data(options["data"], "stylegan (e.g. --data ../shared/data/anime_faces)")
     parse_policy(options["policy"])
     size = options["image_size"] = options["image_size"] or (CONFIGS[options["preset"]].resolution if options["preset"] in CONFIGS else 64)
     preset = options["preset"] = options["preset"] or SIZE_CONFIGS.get(size)
