@@ -54,8 +54,9 @@ def git_commit() -> str:
 
 
 def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:
-    """Returns (run_dir, options, resumed). Resuming reloads the run's own options;
-    only --epochs may be raised, and only when it was given on the command line."""
+    """Returns (run_dir, options, resumed). Resuming reloads the run's own options; --epochs may be
+    raised, and --time-limit / --jit-compile changed, when given on the command line; --dry-run
+    always belongs to this invocation."""
     if options.get("resume"):
         run_dir = options["resume"]
         saved = load_run_options(run_dir, kind)
@@ -67,6 +68,10 @@ def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:
         for key in ("strategy", "tpu"):  # a run may continue on other hardware
             if options.get(key) is not None:
                 saved[key] = options[key]
+        for key in ("time_limit", "jit_compile"):
+            if key in options and ctx is not None and ctx.get_parameter_source(key) is click.core.ParameterSource.COMMANDLINE:
+                saved[key] = options[key]
+        saved["dry_run"] = bool(options.get("dry_run"))
         return run_dir, saved, True
     if options.get("dry_run"):
         return "", options, False
@@ -77,7 +82,52 @@ def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:
     return run_dir, options, False
 
 
-def dry_run(options: dict):
+def fit_verbosity() -> int:
+    """Keras fit's verbosity: the live per-step bar on a terminal; one line per epoch when stdout is
+    a file or a pipe (a log read later), or when EMOTEKIT_QUIET is set."""
+    import sys
+
+    if os.environ.get("EMOTEKIT_QUIET"):
+        return 2
+    try:
+        return 1 if sys.stdout.isatty() else 2
+    except (AttributeError, ValueError):
+        return 2
+
+
+class TimeLimitReached(Exception):
+    """Raised by TimeLimit after an epoch's checkpoint is written: the run stops as if killed there,
+    its backup kept, so that --resume continues it with the optimizer's state."""
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after the epoch that would pass `minutes`. Put it last among the callbacks:
+    it raises TimeLimitReached once the others (backup, logs) have seen the epoch."""
+
+    def __init__(self, minutes: float | None, run_dir: str = ""):
+        super().__init__()
+        self.limit = minutes * 60 if minutes else None
+        self.run_dir = run_dir
+        self.t0 = self.t_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self.t0 = self.t0 or time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t_epoch = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.limit:
+            return
+        now = time.monotonic()
+        if now - self.t0 + (now - self.t_epoch) > self.limit:
+            raise TimeLimitReached(f"stopped after epoch {epoch + 1}: --time-limit reached (continue with --resume {self.run_dir})")
+
+
+def dry_run(options: dict, kind: str | None = None):
+    """Prints the resolved options: with --resume, the run's own (as the resumed run would use them)."""
+    if kind and options.get("resume"):
+        options = start_run(kind, options, "")[1]
     click.echo(json.dumps(options, indent=2, default=str))
 
 

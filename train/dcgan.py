@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
-from train.common import common_options, continue_finished_gan, dry_run, start_run, training_callbacks, with_user_errors
+from train.common import common_options, continue_finished_gan, dry_run, fit_verbosity, start_run, training_callbacks, with_user_errors
 from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
 
 DEFAULT_DATA = ("emoji:twemoji/all",)
@@ -57,7 +57,7 @@ def dcgan(**options):
     options["lr"] = options["lr"] or preset.lr
     options["nz"] = preset.nz
     if options["dry_run"]:
-        dry_run(options)
+        dry_run(options, "dcgan")
         return
     if options["resume"] and click.get_current_context().get_parameter_source("epochs") is click.core.ParameterSource.DEFAULT:
         options["epochs"] = None  # resuming keeps the run's own --epochs unless one is given
@@ -111,7 +111,7 @@ def fit_dcgan(run_dir, options, resumed, strategy=None):
                           time_limit=options.get("time_limit"))
     callbacks = [monitor] + training_callbacks(run_dir, resumed)
     gan.fit(ds, epochs=options["epochs"], initial_epoch=initial_epoch, callbacks=callbacks,
-            verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
+            verbose=fit_verbosity())
     click.echo(f"done: {run_dir} (generator {os.path.join(run_dir, 'generator.keras')}, samples {monitor.samples_dir})")
 
 

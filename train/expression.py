@@ -10,10 +10,10 @@ import click
 import numpy as np
 
 from train.cli_support import UserError, atomic_path, user_errors
-from train.common import common_options, dry_run, start_run, training_callbacks
+from train.common import TimeLimit, TimeLimitReached, common_options, dry_run, fit_verbosity, start_run, training_callbacks
 from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, with_class_weights, worker_out
 
-DEFAULT_LR = {"emonet-s": 2e-3, "emonet-xs": 3e-3, "vgg-fer": 1e-3, "vggface-resnet50": 1e-4}
+DEFAULT_LR = {"emonet-s": 2e-3, "emonet-s2": 2e-3, "emonet-xs": 3e-3, "vgg-fer": 1e-3, "vggface-resnet50": 1e-4}
 
 
 def augmenter(image_size: int, seed: int, strength: str = "004"):
@@ -39,7 +39,7 @@ def class_weights(labels: np.ndarray, num_classes: int, kind: str):
 
 @click.command("expression")
 @common_options({"epochs": 24, "batch_size": 128, "preset": None})
-@click.option("--arch", default="emonet-s", show_default=True, help="emonet-s, emonet-xs, vgg-fer or vggface-resnet50.")
+@click.option("--arch", default="emonet-s", show_default=True, help="emonet-s, emonet-s2, emonet-xs, vgg-fer or vggface-resnet50.")
 @click.option("--val", "val_data", multiple=True, help="Validation data (default: the CSV's PublicTest rows, or none).")
 @click.option("--usage", default=None, help="FER CSV rows to train on (default Training when --data is a CSV).")
 @click.option("--weights", type=click.Path(), default=None, help="vggface-resnet50: rcmalli_vggface_tf_notop_resnet50.h5.")
@@ -54,6 +54,8 @@ def class_weights(labels: np.ndarray, num_classes: int, kind: str):
               help="Knowledge distillation from a trained classifier: a run directory (its best.keras) or a .keras file.")
 @click.option("--temperature", type=float, default=4.0, show_default=True, help="Distillation softmax temperature.")
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="Weight of the hard-label loss with --teacher (the rest is distillation).")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+              help="Minutes: stop after the epoch that would pass it (resumable with --resume).")
 @click.option("--mixup", type=float, default=0.0, show_default=True, help="Mixup Beta(a, a) parameter; 0 disables it.")
 def expression(**options):
     """Train a facial-expression classifier (FER-2013 folders or CSV, or any labelled folder)."""
@@ -81,7 +83,7 @@ def expression(**options):
     options["image_size"] = options["image_size"] or spec.image_size
     options["lr"] = options["lr"] or DEFAULT_LR[options["arch"]]
     if options["dry_run"]:
-        dry_run(options)
+        dry_run(options, "expression")
         return
     for spec in tuple(options["data"]) + tuple(options["val_data"]):
         if ":" not in spec.split(os.sep)[0] and not os.path.exists(spec):
@@ -91,6 +93,8 @@ def expression(**options):
     run_dir, options, resumed = start_run("expression", options, f"{options['arch']}")
     try:
         fit_expression(run_dir, options, resumed, strategy)
+    except TimeLimitReached as e:
+        click.echo(str(e), err=True)
     except user_errors():
         # Bad data found while loading: leave no empty run directory behind.
         if not resumed and not os.path.exists(os.path.join(run_dir, "log.csv")):
@@ -176,6 +180,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
         model.load_weights(last)
         click.echo(f"continuing a finished run from {last} at epoch {done + 1}")
     callbacks = training_callbacks(run_dir, resumed, monitor="val_accuracy" if val else None)
+    callbacks.append(TimeLimit(options.get("time_limit"), run_dir))  # last: after the backup of the epoch
     trainer = model
     for start, end, lr, stages in phases:
         if done >= end:
@@ -194,7 +199,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
             trainer.optimizer.build(trainer.trainable_variables)
             trainer.optimizer.iterations.assign(steps * (done - start))  # the schedule goes on where it was
         trainer.fit(train_ds, validation_data=val_ds, initial_epoch=initial, epochs=end, callbacks=callbacks,
-                    class_weight=cw if is_default(strategy) else None, verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
+                    class_weight=cw if is_default(strategy) else None, verbose=fit_verbosity())
         for cb in callbacks:  # a later phase adds to this phase's log
             if isinstance(cb, keras.callbacks.CSVLogger):
                 cb.append = True

@@ -23,7 +23,16 @@ import click
 import numpy as np
 
 from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
-from train.common import common_options, continue_finished_gan, dry_run, require_data, start_run, training_callbacks, with_user_errors
+from train.common import (
+    common_options,
+    continue_finished_gan,
+    dry_run,
+    fit_verbosity,
+    require_data,
+    start_run,
+    training_callbacks,
+    with_user_errors,
+)
 from train.dcgan import grid, make_gif, save_png, to_uint8
 
 SMALL_DATA = 30000  # DiffAugment on by default below this many images
@@ -63,7 +72,7 @@ def stylegan(**options):
     options["config"] = CONFIGS[preset].to_dict()
     options["data"] = list(options["data"])
     if options["dry_run"]:
-        dry_run(options)
+        dry_run(options, "stylegan")
         return
     run_dir, options, resumed = start_run("stylegan", options, f"{preset}")
     fit_stylegan(run_dir, options, resumed)
@@ -108,7 +117,7 @@ def fit_stylegan(run_dir, options, resumed):
         gan.step_counter.assign(int(state.get("steps", 0)))
     monitor = stylegan_monitor(run_dir, gan, options["n_samples"], options.get("time_limit"), bs)
     gan.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, initial_epoch=initial_epoch,
-            callbacks=[monitor] + training_callbacks(run_dir, resumed), verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
+            callbacks=[monitor] + training_callbacks(run_dir, resumed), verbose=fit_verbosity())
     click.echo(f"done: {run_dir} (mapping.keras, synthesis.keras; samples in {monitor.samples_dir}); "
                f"next: python -m train stylegan-directions {run_dir}")
 

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from train.cli_support import UserError, atomic_path, write_json
-from train.common import common_options, dry_run, start_run, training_callbacks
+from train.common import common_options, dry_run, fit_verbosity, start_run, training_callbacks
 from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
 
 DEFAULT_DATA = ("emoji:twemoji",)
@@ -60,7 +60,7 @@ def vae(**options):
     preset, size = _preset(options["preset"], options["image_size"])
     options["image_size"] = size
     options["lr"] = options["lr"] or preset.lr
-    if options["dry_run"] and not resumed_opts:
+    if options["dry_run"]:  # resumed: the run's own options, as it would continue
         dry_run(options)
         return
     strategy = setup(options)  # before any other TensorFlow work (multi-worker needs that)
@@ -132,7 +132,7 @@ def fit_vae(run_dir, options, resumed, data, strategy=None):
                                                                     SaveModels(run_dir, model.encoder, model.decoder)]
     click.echo(f"training {model.name}: {n} images, {steps} steps of {bs} per epoch, {options['epochs']} epochs -> {run_dir}")
     model.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
-              verbose=2 if os.environ.get("EMOTEKIT_QUIET") else 1)
+              verbose=fit_verbosity())
     save_models(run_dir, model.encoder, model.decoder)
     write_plots(run_dir, model.encoder, model.decoder, data.images, options["seed"])
     click.echo(f"done: {run_dir} (encoder.keras, decoder.keras, loss.png, latent_distribution.png, reconstructions.png, new_faces.png)")

@@ -16,6 +16,7 @@ class ArchSpec:
 ARCHS = {
     "emonet-s": ArchSpec("emonet-s", 48, 1, "on-device residual CNN, widths 32-64-128-256, ~1.2M params"),
     "emonet-xs": ArchSpec("emonet-xs", 48, 1, "on-device residual CNN, widths 16-32-64-128, ~0.3M params"),
+    "emonet-s2": ArchSpec("emonet-s2", 48, 1, "EmoNet-S behind a 16-wide full-size conv and a stride-2 stem, ~1.2M params, a quarter of the cost"),
     "vgg-fer": ArchSpec("vgg-fer", 48, 1, "VGGNet variant of Khaireddin & Chen 2021 (73.28 % on FER-2013)"),
     "vggface-resnet50": ArchSpec("vggface-resnet50", 224, 3, "VGGFace2 ResNet-50 + 003's head, 224x224x3"),
 }
@@ -40,6 +41,10 @@ def build_classifier(arch: str, num_classes: int = 7, image_size: int | None = N
         from keras_models.expression.emonet import emonet
 
         return emonet(shape, num_classes, widths=(16, 32, 64, 128), name="emonet_xs", **kw)
+    if arch == "emonet-s2":
+        from keras_models.expression.emonet import emonet
+
+        return emonet(shape, num_classes, widths=(32, 64, 128, 256), stem_strides=2, stem_pre=16, name="emonet_s2", **kw)
     if arch == "vgg-fer":
         from keras_models.expression.vgg_fer import vgg_fer
 
