@@ -15,7 +15,6 @@ FER_LABELS (folder, alphabetical) order in both cases: the CSV's own order (4 = 
 Preparing writes TFRecords once; later loads read them::
 
     import tensorflow_datasets as tfds
-from etils import epath
     import data_pipelines.tfds_fer  # registers "fer2013"
     ds = tfds.load("fer2013", split="train", data_dir=DATA_DIR,
                    download_and_prepare_kwargs={"download_config":
@@ -29,15 +28,18 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from urllib.parse import parse_qsl
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
 from data_pipelines.errors import DataError
 from data_pipelines.images import decode_image, fit_square, list_images
 from data_pipelines.sources import FER_LABELS, FER_USAGES, ImageSet, iter_fer_csv, resize_batch
+from data_pipelines.tfrecords import tf_message
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,10 @@ class Fer2013(tfds.core.GeneratorBasedBuilder):
             log.warning("%d unreadable image(s) skipped in %s", skipped, folder)
 
 
+def _first_line(e) -> str:
+    return str(e).strip().splitlines()[0].rstrip(". ") if str(e).strip() else type(e).__name__
+
+
 def parse_spec(name: str) -> tuple[str, dict]:
     """'fer2013?manual_dir=A&data_dir=B' -> ('fer2013', {'manual_dir': 'A', 'data_dir': 'B'})."""
     base, _, query = name.partition("?")
@@ -179,10 +185,26 @@ def split_for(usage: str | None) -> str:
 
 def prepare_fer2013(data_dir: str | None = None, manual_dir: str | None = None) -> tfds.core.DatasetBuilder:
     """The prepared builder: TFRecords are written once under data_dir, then reused."""
-    builder = Fer2013(data_dir=data_dir)
+    from google.protobuf import json_format
+
+    try:
+        builder = Fer2013(data_dir=data_dir)
+    except (OSError, ValueError, json_format.ParseError) as e:  # a damaged dataset_info.json (UnicodeDecodeError is a ValueError)
+        where = os.path.join(data_dir or tfds.core.constants.DATA_DIR, "fer2013")
+        raise DataError(f"the prepared tfds:fer2013 in {where} is damaged (its dataset_info.json: {_first_line(e)}); "
+                        f"delete that folder to prepare it again") from None
     if not builder.is_prepared():
         find_layout(manual_dir)  # a clear error before TFDS's own
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        root = str(builder.data_dir_root)
+        made = [p for p in (root, os.path.join(root, "fer2013"), os.path.join(root, "downloads")) if not os.path.exists(p)]
+        try:
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        except BaseException:
+            # Bad data found while preparing: take away the folders TFDS made for it (it removes
+            # its own incomplete.* folder), so a failed first use leaves nothing behind.
+            for p in made:
+                shutil.rmtree(p, ignore_errors=True)
+            raise
     return builder
 
 
@@ -220,18 +242,22 @@ def load_tfds(name, size, channels, usage=None, limit=None, data_dir=None, manua
     features = builder.info.features
     if "image" not in features or "label" not in features:
         raise DataError(f"tfds:{base} needs 'image' and 'label' features; it has {', '.join(features)}")
-    ds = builder.as_dataset(split=f"{split}[:{int(limit)}]" if limit else split)
     images, labels = [], []
-    for ex in tfds.as_numpy(ds):
-        img = ex["image"]
-        if img.shape[0] != size or img.shape[1] != size:
-            from PIL import Image
+    try:
+        ds = builder.as_dataset(split=f"{split}[:{int(limit)}]" if limit else split)
+        for ex in tfds.as_numpy(ds):
+            img = ex["image"]
+            if img.shape[0] != size or img.shape[1] != size:
+                from PIL import Image
 
-            pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
-            img = np.asarray(fit_square(pil, size))
-            img = img[..., None] if img.ndim == 2 else img
-        images.append(img)
-        labels.append(int(ex["label"]))
+                pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+                img = np.asarray(fit_square(pil, size))
+                img = img[..., None] if img.ndim == 2 else img
+            images.append(img)
+            labels.append(int(ex["label"]))
+    except tf.errors.OpError as e:  # a prepared TFRecord file that is truncated, corrupt or gone
+        raise DataError(f"cannot read the prepared tfds:{base} in {builder.data_dir}: {tf_message(e)}; "
+                        f"delete that folder to prepare it again") from None
     if not images:
         raise DataError(f"tfds:{base} split {split!r} is empty")
     arr = resize_batch(np.stack(images), size, channels)

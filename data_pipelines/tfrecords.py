@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 
 import numpy as np
@@ -80,7 +81,7 @@ def write_tfrecords(imageset: ImageSet, out_dir: str, shards: int = 1, source: s
         if gfile.exists(out_dir) and gfile.listdir(out_dir):
             raise DataError(f"output folder is not empty: {out_dir}")
     except tf.errors.OpError as e:
-        raise DataError(f"cannot access {out_dir}: {e.message.splitlines()[0]}") from None
+        raise DataError(f"cannot access {out_dir}: {tf_message(e)}") from None
 
     remote = is_remote(out_dir)
     target = out_dir if remote else os.path.join(os.path.dirname(os.path.abspath(out_dir)), f".tmp-{uuid.uuid4().hex[:8]}")
@@ -114,7 +115,7 @@ def write_tfrecords(imageset: ImageSet, out_dir: str, shards: int = 1, source: s
                 os.rmdir(out_dir)  # empty (checked above)
             os.replace(target, out_dir)
     except tf.errors.OpError as e:
-        raise DataError(f"cannot write TFRecords to {out_dir}: {e.message.splitlines()[0]}") from None
+        raise DataError(f"cannot write TFRecords to {out_dir}: {tf_message(e)}") from None
     except OSError as e:
         raise DataError(f"cannot write TFRecords to {out_dir}: {e.strerror or e}") from None
     finally:
@@ -123,8 +124,17 @@ def write_tfrecords(imageset: ImageSet, out_dir: str, shards: int = 1, source: s
     return spec
 
 
+def tf_message(e) -> str:
+    """The first line of a TensorFlow error without its `{{function_node ...}}` and `[Op:...]` wrapping."""
+    text = (getattr(e, "message", None) or str(e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:\w+\].*$", "", text)
+    return text.rstrip(". ") or type(e).__name__
+
+
 def read_spec(path: str) -> dict:
-    """Reads and checks DIR/spec.json (local or bucket)."""
+    """Reads and checks DIR/spec.json (local or bucket): every field the reader relies on has the
+    type it needs, so a damaged or hand-edited spec is one clear line, not an error deep in tf.data."""
     import tensorflow as tf
 
     gfile = _gfile()
@@ -133,10 +143,12 @@ def read_spec(path: str) -> dict:
         if not gfile.exists(spec_path):
             what = "path not found" if not gfile.exists(path) else f"no {SPEC_NAME} (not a TFRecord folder from `python -m data_pipelines tfrecords`)"
             raise DataError(f"{what}: {path}")
-        with gfile.GFile(spec_path) as f:
-            spec = json.loads(f.read())
+        with gfile.GFile(spec_path, "rb") as f:
+            spec = json.loads(f.read().decode("utf-8"))
     except tf.errors.OpError as e:
-        raise DataError(f"cannot read {spec_path}: {e.message.splitlines()[0]}") from None
+        raise DataError(f"cannot read {spec_path}: {tf_message(e)}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{spec_path}: not UTF-8 text (a binary or damaged file); rewrite the folder with `python -m data_pipelines tfrecords`") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{spec_path}: not valid JSON ({e.msg}, line {e.lineno})") from None
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
@@ -144,7 +156,35 @@ def read_spec(path: str) -> dict:
     for key in ("image_shape", "shards", "count"):
         if key not in spec:
             raise DataError(f"{spec_path}: missing {key!r}")
+    check_spec(spec, spec_path)
     return spec
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_spec(spec: dict, where: str) -> None:
+    """DataError naming the field when spec.json's fields have the wrong types or values."""
+    def bad(key, want):
+        raise DataError(f"{where}: {key!r} must be {want}, found {spec.get(key)!r}")
+
+    shape = spec["image_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(d) and d > 0 for d in shape) and shape[2] in (1, 3)):
+        bad("image_shape", "[height, width, 1 or 3] (positive integers)")
+    shards = spec["shards"]
+    if not (isinstance(shards, list) and shards and all(isinstance(n, str) and n and n == os.path.basename(n) and n not in (".", "..")
+                                                        for n in shards)):
+        bad("shards", "a non-empty list of file names in the folder")
+    if not (_is_int(spec["count"]) and spec["count"] >= 0):
+        bad("count", "a non-negative integer")
+    if not isinstance(spec.get("labeled", False), bool):
+        bad("labeled", "true or false")
+    labels = spec.get("labels", [])
+    if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+        bad("labels", "a list of class names")
+    if spec.get("labeled") and not labels:
+        bad("labels", "the class names of a labelled set")
 
 
 def tfrecord_dataset(path: str, spec: dict | None = None, input_context=None, shuffle_files: bool = False, seed: int = 0):
@@ -187,7 +227,11 @@ def tfrecord_dataset(path: str, spec: dict | None = None, input_context=None, sh
 
 
 def load_tfrecords(path: str, size: int, channels: int, limit: int | None = None) -> ImageSet:
-    """A TFRecord folder (local or gs://) into an ImageSet, resized to size and channels."""
+    """A TFRecord folder (local or gs://) into an ImageSet, resized to size and channels.
+
+    A missing, truncated or corrupt shard, a record that is not one of ours, a label outside
+    the spec's classes or fewer examples than spec.json counts: DataError naming the folder.
+    """
     import tensorflow as tf
 
     spec = read_spec(path)
@@ -199,16 +243,21 @@ def load_tfrecords(path: str, size: int, channels: int, limit: int | None = None
         for image, label, name in ds.batch(1024).as_numpy_iterator():
             images.append(image)
             labels.append(label)
-            names.extend(n.decode("utf-8") for n in name)
+            names.extend(n.decode("utf-8", "replace") for n in name)
     except tf.errors.OpError as e:
-        raise DataError(f"cannot read TFRecords in {path}: {e.message.splitlines()[0]}") from None
+        raise DataError(f"cannot read TFRecords in {path}: {tf_message(e)}") from None
+    except UnicodeDecodeError:
+        # TensorFlow fails to build the message of a parse error whose record holds binary bytes.
+        raise DataError(f"cannot read TFRecords in {path}: a record is not a tf.train.Example (damaged or foreign file)") from None
     if not images:
         raise DataError(f"no examples in {path}")
+    count = sum(len(b) for b in images)
+    if not limit and count != spec["count"]:
+        raise DataError(f"{path} holds {count} examples but its {SPEC_NAME} says {spec['count']}: a shard is missing, "
+                        "empty or cut short; write the folder again")
     arr = resize_batch(np.concatenate(images), size, channels)
     labeled = bool(spec.get("labeled"))
-    return ImageSet(
-        arr,
-        np.concatenate(labels).astype(np.int32) if labeled else None,
-        tuple(spec.get("labels") or ()),
-        names,
-    )
+    y = np.concatenate(labels).astype(np.int32) if labeled else None
+    if labeled and (y.min() < 0 or y.max() >= len(spec["labels"])):
+        raise DataError(f"{path}: label {int(y.min() if y.min() < 0 else y.max())} outside the {len(spec['labels'])} classes of its {SPEC_NAME}")
+    return ImageSet(arr, y, tuple(spec.get("labels") or ()), names)

@@ -58,7 +58,7 @@ def _number(node, tag, xml_path, where="") -> int:
     text = _text(node, tag, xml_path, where)
     try:
         return int(round(float(text)))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, nan, or inf
         raise DataError(f"{xml_path}: <{tag}>{where} is not a number: {text!r}") from None
 
 
@@ -73,6 +73,8 @@ def parse_voc(xml_path: str) -> VocAnnotation:
     except FileNotFoundError:
         raise DataError(f"annotation not found: {xml_path}") from None
     except ET.ParseError as e:
+        raise DataError(f"{xml_path}: bad XML ({e})") from None
+    except LookupError as e:  # an <?xml encoding="..."?> that Python does not know
         raise DataError(f"{xml_path}: bad XML ({e})") from None
     except OSError as e:
         raise DataError(f"cannot read {xml_path}: {e.strerror or e}") from None

@@ -213,6 +213,40 @@ def test_fer_csv_bad_usage(tmp_path):
         load_source(no_usage, 48, 1, usage="Training")
 
 
+GOOD_ROW = "0," + " ".join(["7"] * 2304) + ",Training\n"
+
+
+@pytest.mark.parametrize("case,content,message", [
+    ("binary", bytes(range(256)) * 8, r"binary\.csv:2 \(byte 0x80\): not UTF-8 text"),
+    ("gzip", None, r"gzip\.csv:1 \(byte 0x8b\): not UTF-8 text"),
+    ("latin1", "émotion,pixels,Usage\n".encode("latin-1") + GOOD_ROW.encode(), r"latin1\.csv:1 \(byte 0xe9\): not UTF-8"),
+    ("utf16", ("emotion,pixels,Usage\n" + GOOD_ROW).encode("utf-16"), r"utf16\.csv:1 \(byte 0xff\): not UTF-8"),
+    # The text is decoded in blocks: a bad byte far down the file still names its own line.
+    ("late", ("emotion,pixels,Usage\n" + GOOD_ROW * 3).encode() + b"1,\xff\xfe,Training\n", r"late\.csv:5 \(byte 0xff\): not UTF-8"),
+    ("huge_field", b"emotion,pixels,Usage\n0,\"" + b"1 " * 70000 + b"\",Training\n", r"huge_field\.csv:2: not a readable CSV \(field larger"),
+    ("overflow", ("emotion,pixels,Usage\n0," + " ".join(["9" * 30] * 2304) + ",Training\n").encode(), r"overflow\.csv:2: unreadable row"),
+])
+def test_fer_csv_not_text_is_one_clear_error(tmp_path, case, content, message):
+    """A binary, compressed or otherwise undecodable .csv: DataError naming the file and line."""
+    import gzip
+
+    path = tmp_path / f"{case}.csv"
+    path.write_bytes(content if content is not None else gzip.compress(("emotion,pixels,Usage\n" + GOOD_ROW).encode()))
+    with pytest.raises(DataError, match=message) as e:
+        load_source(str(path), 48, 1)
+    assert "\n" not in str(e.value)
+
+
+def test_fer_csv_byte_order_mark_and_unreadable_file(tmp_path):
+    path = tmp_path / "excel.csv"  # spreadsheets save UTF-8 with a byte-order mark
+    path.write_bytes(b"\xef\xbb\xbf" + ("emotion,pixels,Usage\n" + GOOD_ROW).encode())
+    assert load_source(str(path), 48, 1).labels.tolist() == [0]
+    if os.geteuid() != 0:  # root reads anything
+        path.chmod(0)
+        with pytest.raises(DataError, match="cannot read"):
+            load_source(str(path), 48, 1)
+
+
 # ---------- built-in emoji ----------
 
 def test_emoji_faces():
@@ -436,3 +470,98 @@ def test_tfrecords_unlabelled_and_errors(tmp_path, labelled):
         load_source(str(out), 8, 1)
     with pytest.raises(DataError, match="path not found"):
         load_source(f"file://{tmp_path / 'nope'}", 8, 1)
+
+
+def _damage_shard(out, how):
+    """Damages the first shard of a TFRecord folder the way a bad copy or disk would."""
+    import tensorflow as tf
+
+    spec = json.loads((out / "spec.json").read_text())
+    shard = out / spec["shards"][0]
+    data = shard.read_bytes()
+    if how == "random":
+        shard.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8)))
+    elif how == "truncated":
+        shard.write_bytes(data[: len(data) // 2 + 7])
+    elif how == "flipped":
+        shard.write_bytes(data[:40] + bytes([data[40] ^ 0xFF]) + data[41:])
+    elif how == "empty":
+        shard.write_bytes(b"")
+    elif how == "missing":
+        shard.unlink()
+    elif how in ("not_example", "foreign"):
+        with tf.io.TFRecordWriter(str(shard)) as w:
+            if how == "not_example":
+                w.write(b"\xff\xfe binary bytes, not a tf.train.Example")
+            else:
+                w.write(tf.train.Example(features=tf.train.Features(feature={
+                    "img": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))})).SerializeToString())
+
+
+@pytest.mark.parametrize("how,message", [
+    ("random", "corrupted record"),
+    ("truncated", "truncated record"),
+    ("flipped", "corrupted record"),
+    ("empty", "holds 6 examples but its spec.json says 9"),
+    ("missing", "No such file"),
+    ("not_example", "a record is not a tf.train.Example"),
+    ("foreign", "Feature: image"),
+])
+def test_tfrecords_damaged_shard_is_one_clear_error(tmp_path, labelled, how, message):
+    from data_pipelines.tfrecords import write_tfrecords
+
+    out = tmp_path / "rec"
+    write_tfrecords(load_source(str(labelled), 8, 3, labeled=True), str(out), shards=3)
+    _damage_shard(out, how)
+    with pytest.raises(DataError, match=message) as e:
+        load_source(str(out), 8, 3, labeled=True)
+    assert str(out) in str(e.value) and "\n" not in str(e.value) and "function_node" not in str(e.value)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (b"\x89PNG\r\n\x1a\n\x00\xff binary", "spec.json: not UTF-8 text"),
+    ({"image_shape": "8x8x3"}, "'image_shape' must be"),
+    ({"image_shape": [8, 8]}, "'image_shape' must be"),
+    ({"image_shape": [8, 8, "3"]}, "'image_shape' must be"),
+    ({"shards": "data-00000-of-00001.tfrecord"}, "'shards' must be"),
+    ({"shards": ["../../elsewhere.tfrecord"]}, "'shards' must be"),
+    ({"count": "nine"}, "'count' must be"),
+    ({"labels": "abc"}, "'labels' must be"),
+    ({"labels": ["a"]}, "label 2 outside the 1 classes"),
+])
+def test_tfrecords_damaged_spec_is_one_clear_error(tmp_path, labelled, edit, message):
+    from data_pipelines.tfrecords import write_tfrecords
+
+    out = tmp_path / "rec"
+    write_tfrecords(load_source(str(labelled), 8, 3, labeled=True), str(out), shards=1)
+    if isinstance(edit, bytes):
+        (out / "spec.json").write_bytes(edit)
+    else:
+        spec = json.loads((out / "spec.json").read_text())
+        spec.update(edit)
+        (out / "spec.json").write_text(json.dumps(spec))
+    with pytest.raises(DataError, match=message):
+        load_source(str(out), 8, 3, labeled=True)
+
+
+def test_tfds_damaged_input_is_one_clear_error(tmp_path):
+    """A binary CSV in the manual directory, then a prepared data set damaged on disk."""
+    manual = tmp_path / "bin"
+    manual.mkdir()
+    (manual / "fer2013.csv").write_bytes(bytes(range(256)) * 4)
+    data_dir = tmp_path / "tfds"
+    with pytest.raises(DataError, match=r"fer2013\.csv:2 \(byte 0x80\): not UTF-8 text"):
+        load_source(f"tfds:fer2013?data_dir={data_dir}&manual_dir={manual}", 48, 1)
+    assert not data_dir.exists()  # the folders TFDS made for the failed preparation are gone
+
+    good = make_fer_folders(tmp_path / "good", per_class=1, splits=("train",))
+    spec = f"tfds:fer2013?data_dir={data_dir}&manual_dir={good}"
+    assert len(load_source(spec, 48, 1)) == 7
+    (record,) = (data_dir / "fer2013" / "1.0.0").glob("*.tfrecord*")
+    record.write_bytes(record.read_bytes()[:40])
+    with pytest.raises(DataError, match="cannot read the prepared tfds:fer2013 .*delete that folder") as e:
+        load_source(spec, 48, 1)
+    assert "function_node" not in str(e.value)
+    (data_dir / "fer2013" / "1.0.0" / "dataset_info.json").write_bytes(b"\x00\xff\xfe binary")
+    with pytest.raises(DataError, match="is damaged .*dataset_info.json.*delete that folder"):
+        load_source(spec, 48, 1)

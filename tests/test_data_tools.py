@@ -121,6 +121,20 @@ def test_crop_voc_bad_xml(voc, tmp_path, capsys, monkeypatch):
         parse_voc(str(bad))
 
 
+@pytest.mark.parametrize("content,message", [
+    (bytes(range(256)) * 4, "bad XML"),  # binary
+    (b'<?xml version="1.0" encoding="klingon"?><annotation/>', "unknown encoding: klingon"),
+    (b"<annotation><filename>pic.png</filename><object><name>f</name><bndbox><xmin>1e400</xmin><ymin>1</ymin>"
+     b"<xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>", "<xmin> in object 1 ('f') is not a number"),
+])
+def test_crop_voc_undecodable_xml_one_line(voc, tmp_path, capsys, monkeypatch, content, message):
+    bad = voc[1] / "zz.xml"
+    bad.write_bytes(content)
+    code, _, err = run(capsys, monkeypatch, "crop-voc", voc[0], voc[1], "--out", tmp_path / "o")
+    one_line_error(code, err, bad, message)
+    assert not (tmp_path / "o").exists()
+
+
 def test_crop_voc_box_outside_image(voc, tmp_path, capsys, monkeypatch):
     xml = voc[1] / "pic.xml"
     xml.write_text(voc_xml("pic.png", [("face", (10, 10, 30, 30)), ("face", (60, 50, 120, 70))]))
@@ -304,6 +318,28 @@ def test_tfrecords_cli(tmp_path, capsys, monkeypatch):
     code, _, err = run(capsys, monkeypatch, "tfrecords", src, "--out", tmp_path / "r3", "--channels", 2)
     one_line_error(code, err, "--channels")
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_tfrecords_cli_binary_or_damaged_source(tmp_path, capsys, monkeypatch):
+    """A binary .csv or a damaged TFRecord folder as SOURCE: one line, exit 2, no output folder."""
+    (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 16)
+    code, _, err = run(capsys, monkeypatch, "tfrecords", tmp_path / "bin.csv", "--out", tmp_path / "r1")
+    one_line_error(code, err, tmp_path / "bin.csv", "not UTF-8 text")
+    src = tmp_path / "pics"
+    src.mkdir()
+    for i in range(4):
+        Image.new("L", (12, 12), 40 * i).save(src / f"{i}.png")
+    code, _, err = run(capsys, monkeypatch, "tfrecords", src, "--out", tmp_path / "rec", "--shards", 1, "--image-size", 8)
+    assert code == 0, err
+    shard = tmp_path / "rec" / "data-00000-of-00001.tfrecord"
+    shard.write_bytes(shard.read_bytes()[:100])
+    code, _, err = run(capsys, monkeypatch, "tfrecords", tmp_path / "rec", "--out", tmp_path / "r2")
+    one_line_error(code, err, tmp_path / "rec", "truncated record")
+    (tmp_path / "rec" / "spec.json").write_bytes(b"\x00\xff binary")
+    code, _, err = run(capsys, monkeypatch, "tfrecords", tmp_path / "rec", "--out", tmp_path / "r3")
+    one_line_error(code, err, "spec.json: not UTF-8 text")
+    assert not any((tmp_path / r).exists() for r in ("r1", "r2", "r3"))
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
 
 
 def test_module_entry_point(tmp_path):

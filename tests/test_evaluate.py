@@ -178,6 +178,9 @@ def _bad_csv(tmp_path, header, pixels=2304):
     ("not_square", "takes 32x48x1 input"),
     ("csv_columns", "missing column 'pixels'"),
     ("csv_pixels", "2300 pixels, expected 2304"),
+    ("csv_binary", "bad.csv:2 (byte 0x80): not UTF-8 text"),
+    ("tfrecords_damaged", "truncated record"),
+    ("labels_binary", "is not UTF-8 text"),
     ("unknown_class", "unknown class folder(s) ['joy']"),
     ("missing_data", "not found"),
 ])
@@ -200,6 +203,27 @@ def test_evaluate_errors_are_one_line(case, message, fer_folder, keras_model, tm
         data = _bad_csv(tmp_path, ["emotion", "pixel", "Usage"])
     elif case == "csv_pixels":
         data = _bad_csv(tmp_path, ["emotion", "pixels", "Usage"], pixels=2300)
+    elif case == "csv_binary":
+        data = str(tmp_path / "bad.csv")
+        with open(data, "wb") as f:
+            f.write(bytes(range(256)) * 16)
+    elif case == "tfrecords_damaged":
+        from data_pipelines import load_source
+        from data_pipelines.tfrecords import write_tfrecords
+
+        data = str(tmp_path / "rec")
+        write_tfrecords(load_source(fer_folder, 48, 1, labeled=True), data, shards=1)
+        shard = os.path.join(data, "data-00000-of-00001.tfrecord")
+        with open(shard, "rb") as f:
+            head = f.read(3000)
+        with open(shard, "wb") as f:
+            f.write(head)
+    elif case == "labels_binary":
+        model = str(tmp_path / "m" / "brightness.keras")
+        os.makedirs(os.path.dirname(model))
+        brightness_classifier().save(model)
+        with open(os.path.join(tmp_path, "m", "labels.txt"), "wb") as f:
+            f.write(b"\xff\xfe\x00binary\n")
     elif case == "unknown_class":
         data = str(tmp_path / "faces")
         os.makedirs(os.path.join(data, "joy"))

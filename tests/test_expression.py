@@ -320,6 +320,21 @@ def test_train_cli_bad_input_one_line(fer_folder, tmp_path, monkeypatch, capsys,
     assert not os.listdir(tmp_path / "runs") if os.path.exists(tmp_path / "runs") else True
 
 
+@pytest.mark.parametrize("content,message", [
+    (bytes(range(256)) * 16, "bin.csv:2 (byte 0x80): not UTF-8 text"),  # binary, not text at all
+    ("émotion,pixels,Usage\n".encode("latin-1"), "bin.csv:1 (byte 0xe9): not UTF-8 text"),  # another encoding
+])
+def test_train_cli_binary_csv_one_line(tmp_path, monkeypatch, capsys, content, message):
+    """A .csv that is not UTF-8 text ends like every other bad CSV: one line, exit 2, no run directory."""
+    data = tmp_path / "bin.csv"
+    data.write_bytes(content)
+    out = tmp_path / "runs"
+    code, _, err = run_train(["expression", "--data", str(data), *TINY, "--epochs", "1", "--out", str(out)], monkeypatch, capsys)
+    assert code == 2, err
+    assert err.strip().count("\n") == 0 and message in err and "Traceback" not in err, err
+    assert not os.path.exists(out) or not os.listdir(out)
+
+
 def test_train_cli_missing_data_subprocess(tmp_path):
     """The real command line: one line on stderr, exit status 2, no traceback."""
     r = subprocess.run([sys.executable, "-m", "train", "expression", "--out", str(tmp_path)], cwd=ROOT,
