@@ -99,6 +99,34 @@ def test_metrics_by_hand():
     assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 0) / 3)
 
 
+def test_confusion_plot_counts_and_row_normalised(tmp_path, monkeypatch):
+    """The left panel draws the counts (on their own colour scale), the right one the rows normalised."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from train.evaluate import plot_confusion
+
+    figures = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig) or real_close(fig))
+    cm = np.array([[8, 2, 0], [1, 1, 0], [0, 0, 0]])  # an empty row must not divide by zero
+    metrics = metrics_from_predictions(np.repeat([0, 0, 1, 1], [8, 2, 1, 1]), np.repeat([0, 1, 0, 1], [8, 2, 1, 1]), ["a", "b", "c"])
+    assert metrics["confusion_matrix"] == cm.tolist()
+    plot_confusion(metrics, str(tmp_path / "cm.png"), "t")
+    (fig,) = figures
+    counts, normalised = fig.axes[0], fig.axes[1]
+    assert counts.get_title() == "counts" and normalised.get_title() == "row-normalised"
+    np.testing.assert_array_equal(counts.images[0].get_array(), cm)
+    assert counts.images[0].get_clim() == (0, 8)
+    np.testing.assert_allclose(normalised.images[0].get_array(), [[0.8, 0.2, 0], [0.5, 0.5, 0], [0, 0, 0]])
+    assert normalised.images[0].get_clim() == (0, 1)
+    assert [t.get_text() for t in counts.texts][:3] == ["8", "2", "0"]
+    assert [t.get_text() for t in normalised.texts][:3] == ["0.80", "0.20", "0.00"]
+    assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_evaluate_keras_on_folder(fer_folder, keras_model, tmp_path, monkeypatch, capsys):
     out = tmp_path / "eval.json"
     code, stdout, err = evaluate(keras_model, fer_folder, out, monkeypatch, capsys)

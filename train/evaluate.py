@@ -44,7 +44,8 @@ def plot_confusion(metrics: dict, path: str, title: str = ""):
     labels = metrics["labels"]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
     for ax, mat, fmt, sub in ((axes[0], cm, "{:.0f}", "counts"), (axes[1], norm, "{:.2f}", "row-normalised")):
-        ax.imshow(mat if sub == "row-normalised" else norm, cmap="Blues", vmin=0, vmax=1)
+        vmax = max(float(cm.max()), 1.0) if sub == "counts" else 1.0  # counts on their own scale
+        ax.imshow(mat, cmap="Blues", vmin=0, vmax=vmax)
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
         ax.set_yticks(range(len(labels)), labels)
         ax.set_xlabel("predicted")
@@ -53,7 +54,7 @@ def plot_confusion(metrics: dict, path: str, title: str = ""):
         for i in range(len(labels)):
             for j in range(len(labels)):
                 ax.text(j, i, fmt.format(mat[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                        color="white" if mat[i, j] > 0.5 * vmax else "black")
     fig.suptitle(f"{title}  accuracy {metrics['accuracy'] * 100:.2f} %  macro-F1 {metrics['macro_f1'] * 100:.2f} %")
     fig.tight_layout()
     with atomic_path(path) as tmp:
