@@ -58,5 +58,35 @@ def onednn_enabled() -> bool:
     return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
 
 
+# TensorFlow 2.21's oneDNN aborts (segfault, "double free", malloc assertion) while training some nets
+# whose convolutions have fewer than 16 channels on AVX-512 machines, e.g. EmoNet with widths (8, 16) at
+# 48x48; 16 channels and more train fine, and TF_ENABLE_ONEDNN_OPTS=0 avoids it.
+MIN_SAFE_CHANNELS = 16
+
+
+def narrow_convolutions(model) -> list[str]:
+    """Names of the convolution layers (nested models included) with fewer than MIN_SAFE_CHANNELS filters."""
+    found = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        filters = getattr(layer, "filters", None)
+        if isinstance(filters, int) and "Conv" in type(layer).__name__ and filters < MIN_SAFE_CHANNELS:
+            found.append(f"{layer.name} ({filters})")
+    return found
+
+
+def onednn_training_warning(model, flags: set[str] | None = None) -> str | None:
+    """One line when training `model` may crash TensorFlow's oneDNN on this CPU, else None."""
+    flags = cpu_flags() if flags is None else flags
+    if "avx512f" not in flags or not onednn_enabled():
+        return None
+    narrow = narrow_convolutions(model)
+    if not narrow:
+        return None
+    more = f" and {len(narrow) - 3} more" if len(narrow) > 3 else ""
+    return (f"warning: convolutions with fewer than {MIN_SAFE_CHANNELS} channels ({', '.join(narrow[:3])}{more}) can crash "
+            f"TensorFlow's oneDNN in training on this AVX-512 CPU; if it aborts, rerun with TF_ENABLE_ONEDNN_OPTS=0 "
+            f"or use {MIN_SAFE_CHANNELS}+ channels")
+
+
 if __name__ == "__main__":
     print(describe())

@@ -52,3 +52,70 @@ def test_user_error_after_tensorflow_loaded_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: no images (.png, .jpg, .jpeg, .webp, .gif, .bmp) in {empty}"], proc.stderr
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
+
+
+def _cli_raising(exc):
+    import click
+
+    from train.common import with_user_errors
+
+    @click.group()
+    def group():
+        pass
+
+    @group.command()
+    @with_user_errors
+    def go():
+        raise exc
+
+    return group
+
+
+def test_config_error_is_one_line_but_a_bug_keeps_its_traceback(monkeypatch, capsys):
+    """with_user_errors: a ConfigError (a size or preset the user chose) is one line and exit 2; any
+    other ValueError is a programming error and must propagate with its traceback."""
+    import pytest
+
+    from core.errors import ConfigError
+    from train.cli_support import run_cli
+
+    monkeypatch.setattr(sys, "argv", ["prog", "go"])
+    with pytest.raises(SystemExit) as e:
+        run_cli(_cli_raising(ConfigError("image_size must be a power of two\nmore detail")), "prog")
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: image_size must be a power of two"
+    with pytest.raises(ValueError, match="a bug"):
+        run_cli(_cli_raising(ValueError("a bug")), "prog")
+
+
+def test_onednn_warning_names_narrow_convolutions(monkeypatch):
+    """One line before training a net with < 16-channel convolutions on AVX-512 with oneDNN on;
+    nothing on AVX2, with oneDNN off, or with 16+ channels."""
+    import keras
+
+    from core.cpu import narrow_convolutions, onednn_training_warning
+
+    def net(width):
+        x = keras.Input((16, 16, 1))
+        return keras.Model(x, keras.layers.Conv2D(16, 3)(keras.layers.Conv2D(width, 3, name="narrow")(x)))
+
+    avx512, avx2 = {"avx2", "avx512f", "avx512_vnni"}, {"avx2", "fma"}
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert narrow_convolutions(net(8)) == ["narrow (8)"]
+    message = onednn_training_warning(net(8), avx512)
+    assert message and "\n" not in message and "narrow (8)" in message and "TF_ENABLE_ONEDNN_OPTS=0" in message
+    assert onednn_training_warning(net(16), avx512) is None
+    assert onednn_training_warning(net(8), avx2) is None
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert onednn_training_warning(net(8), avx512) is None
+
+
+def test_ci_names_the_cpu():
+    """.ci/run prints the CPU's kind and flags first, so that a failure can be tied to a machine."""
+    from core.cpu import cpu_kind, describe
+
+    assert cpu_kind({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}) == "AVX-512 (VNNI, BF16)"
+    assert cpu_kind({"avx2", "fma"}) == "AVX2"
+    assert "cores" in describe()
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        assert "core.cpu" in f.read()

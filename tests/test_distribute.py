@@ -48,11 +48,12 @@ EQUIVALENCE = textwrap.dedent('''
             y = np.arange(BATCH) % 3
             ds = distribute_arrays(strategy, lambda a, b, bs: make_dataset(a, b, bs, num_classes=3, repeat=True), x, y, BATCH)
             with scope(strategy):
-                model = emonet((24, 24, 1), 3, widths=(4, 8, 8, 8), dropout=0.0)
+                model = emonet((24, 24, 1), 3, widths=(16, 16, 16, 16), dropout=0.0)
                 prepare_model(model, strategy)
                 model.compile(optimizer=keras.optimizers.SGD(0.05), loss=keras.losses.CategoricalCrossentropy())
+            w0 = weights(model)
             h = model.fit(ds, epochs=2, steps_per_epoch=1, verbose=0, shuffle=False).history
-            return h["loss"], weights(model)
+            return h["loss"], w0, weights(model)
         if kind == "vae":
             from keras_models.vae import build_vae
             x = rng.integers(0, 256, (BATCH, 32, 32, 3)).astype(np.uint8)
@@ -61,27 +62,29 @@ EQUIVALENCE = textwrap.dedent('''
                 model = build_vae("tiny-32", seed=0)
                 prepare_model(model, strategy)
                 model.compile(optimizer=keras.optimizers.SGD(1e-4))
+            w0 = weights(model.encoder, model.decoder)
             h = model.fit(ds, epochs=2, steps_per_epoch=1, verbose=0, shuffle=False).history
-            return h["total_loss"], weights(model.encoder, model.decoder)
+            return h["total_loss"], w0, weights(model.encoder, model.decoder)
         if kind == "dcgan":
             from keras_models.dcgan import DCGAN, get_preset
             x = rng.integers(0, 256, (BATCH, 32, 32, 3)).astype(np.uint8)
             make = lambda a, b, bs: make_dataset(a, None, bs, repeat=True, drop_remainder=True).map(lambda t: t / 127.5 - 1.0)
             ds = distribute_arrays(strategy, make, x, None, BATCH)
             with scope(strategy):
-                g, d = get_preset("pytorch-tutorial").build(32, 4, 4)
+                g, d = get_preset("pytorch-tutorial").build(32, 16, 16)
                 gan = DCGAN(d, g, 100, seed=0)
                 prepare_model(gan, strategy)
                 gan.compile(keras.optimizers.SGD(0.01), keras.optimizers.SGD(0.01), keras.losses.BinaryCrossentropy())
+            w0 = weights(g, d)
             h = gan.fit(ds, epochs=2, steps_per_epoch=1, verbose=0, shuffle=False).history
-            return h["d_loss"] + h["g_loss"], weights(g, d)
+            return h["d_loss"] + h["g_loss"], w0, weights(g, d)
 
     out = {"replicas": two.num_replicas_in_sync}
     for kind in ("classifier", "vae", "dcgan"):
         out[kind] = {}
         for n, strategy in ((1, tf.distribute.get_strategy()), (2, two)):
-            losses, w = run(kind, strategy)
-            out[kind][n] = {"losses": [float(v) for v in losses], "weights": w}
+            losses, w0, w = run(kind, strategy)
+            out[kind][n] = {"losses": [float(v) for v in losses], "initial": w0, "weights": w}
 
     # TFRecords: two input pipelines read disjoint shard files, in per-replica batches.
     from data_pipelines.tfrecords import write_tfrecords
@@ -114,12 +117,49 @@ def equivalence(tmp_path_factory):
     return _result(proc.stdout)
 
 
-def _assert_same_training(result, rtol_loss=2e-3, rtol_weights=2e-3):
+# What the check must tell apart: a gradient scaled by the replica count (the bug it guards against)
+# changes every update by 50 % or more. What it must tolerate: float32 sums taken in another order
+# (per replica, then across replicas; and the CPU's own kernels, AVX2 or AVX-512), which BatchNorm
+# over 4 examples a replica amplifies to a few percent in single elements. So each tensor's update
+# (weights after two SGD steps minus before) is compared as a whole, by norm, at 10 %; the losses
+# (means over the batch, no cancellation) at 1e-3.
+RTOL_LOSS = 1e-3
+RTOL_UPDATE = 0.1
+
+
+def update_mismatch(w0, one, two) -> list[tuple[int, float]]:
+    """(tensor index, |update_2 - update_1| / |update_1|) for the tensors past RTOL_UPDATE. A tensor
+    that (almost) did not move is measured against float32 noise at its own scale instead."""
+    bad = []
+    for i, (a0, a, b) in enumerate(zip(w0, one, two)):
+        a0, a, b = (np.asarray(v, np.float64) for v in (a0, a, b))
+        d1, d2 = a - a0, b - a0
+        floor = 1e-6 * max(np.linalg.norm(a0), 1.0)  # float32 rounding of the weights themselves
+        err = np.linalg.norm(d2 - d1) / max(np.linalg.norm(d1), floor)
+        if err > RTOL_UPDATE and np.linalg.norm(d2 - d1) > floor:
+            bad.append((i, float(err)))
+    return bad
+
+
+def _assert_same_training(result):
     one, two = result["1"], result["2"]
-    np.testing.assert_allclose(two["losses"], one["losses"], rtol=rtol_loss)
-    for a, b in zip(one["weights"], two["weights"]):
-        a, b = np.asarray(a), np.asarray(b)
-        np.testing.assert_allclose(b, a, rtol=rtol_weights, atol=rtol_weights * max(np.abs(a).max(), 1e-3))
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=RTOL_LOSS)
+    assert len(one["weights"]) == len(two["weights"]) == len(one["initial"])
+    for a, b in zip(one["initial"], two["initial"]):
+        np.testing.assert_array_equal(a, b)  # the same seed built the same model on 1 and 2 replicas
+    assert not update_mismatch(one["initial"], one["weights"], two["weights"])
+
+
+def test_update_mismatch_catches_a_scaled_gradient():
+    """The check itself: an update scaled by 2 (or 1/2) fails it; one off by float32 noise passes."""
+    rng = np.random.default_rng(0)
+    w0 = [rng.normal(size=(3, 3, 4)), rng.normal(size=8)]
+    d = [rng.normal(size=w.shape) * 0.01 for w in w0]
+    one = [w + u for w, u in zip(w0, d)]
+    assert update_mismatch(w0, one, [w + 2 * u for w, u in zip(w0, d)])
+    assert update_mismatch(w0, one, [w + 0.5 * u for w, u in zip(w0, d)])
+    noisy = [w + u * (1 + 1e-3 * rng.normal(size=u.shape)) for w, u in zip(w0, d)]
+    assert not update_mismatch(w0, one, noisy)
 
 
 def test_mirrored_two_cpus(equivalence):

@@ -48,7 +48,7 @@ def fer_folder(tmp_path_factory):
     ("emonet-s", 48, {}, 1, 1_230_503),
     ("emonet-xs", 24, {}, 1, 309_591),
     ("vgg-fer", 48, {}, 1, 40_380_359),
-    ("vgg-fer", 32, {"widths": (8, 8, 16, 16), "fc": 32}, 1, None),
+    ("vgg-fer", 32, {"widths": (16, 16, 16, 16), "fc": 32}, 1, None),
     ("vggface-resnet50", 64, {}, 3, 24_087_507),
 ])
 def test_builders_shapes_and_params(arch, size, kw, channels, params):
@@ -182,7 +182,7 @@ def test_load_vggface_weights_errors(tmp_path):
 
 @pytest.mark.parametrize("arch,size,kw", [
     ("emonet-xs", 24, {}),
-    ("vgg-fer", 32, {"widths": (8, 8, 16, 16), "fc": 32}),
+    ("vgg-fer", 32, {"widths": (16, 16, 16, 16), "fc": 32}),
     pytest.param("vggface-resnet50", 32, {}, marks=pytest.mark.slow),
 ])
 def test_one_train_step_finite_loss(arch, size, kw):
@@ -195,7 +195,7 @@ def test_one_train_step_finite_loss(arch, size, kw):
     assert np.isfinite(loss) and loss > 0
 
 
-@pytest.mark.parametrize("arch,kw", [("emonet-xs", {}), ("vgg-fer", {"widths": (8, 8, 16, 16), "fc": 32})])
+@pytest.mark.parametrize("arch,kw", [("emonet-xs", {}), ("vgg-fer", {"widths": (16, 16, 16, 16), "fc": 32})])
 def test_save_load_equal(tmp_path, arch, kw):
     model = build_classifier(arch, 7, 32, **kw)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 1)).astype("float32")
@@ -209,7 +209,7 @@ def test_distiller_trains_student_and_saves_it(tmp_path):
     from keras_models.expression.distill import Distiller
 
     student = build_classifier("emonet-xs", 7, 24)
-    teacher = build_classifier("vgg-fer", 7, 32, widths=(4, 4, 4, 4), fc=8)  # other size: resized inside
+    teacher = build_classifier("vgg-fer", 7, 32, widths=(16, 16, 16, 16), fc=8)  # other size: resized inside
     d = Distiller(student, teacher, temperature=3.0, alpha=0.5)
     d.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
     x = np.random.default_rng(0).uniform(0, 255, (8, 24, 24, 1)).astype("float32")
@@ -267,10 +267,42 @@ def test_train_cli_run_and_resume(fer_folder, tmp_path, monkeypatch, capsys):
 
 
 
+def test_train_log_has_one_line_per_epoch_when_not_a_terminal(fer_folder, tmp_path, monkeypatch, capsys):
+    """stdout to a file or pipe (here: captured) gets Keras' one-line-per-epoch log, with no carriage
+    returns, backspaces or colour codes from the live progress bar."""
+    monkeypatch.delenv("EMOTEKIT_QUIET", raising=False)
+    code, stdout, err = run_train(["expression", "--data", fer_folder, "--val", fer_folder, *TINY, "--epochs", "2",
+                                   "--out", str(tmp_path / "runs")], monkeypatch, capsys)
+    assert code == 0, err
+    for bad in ("\r", "\b", "\x1b["):
+        assert bad not in stdout + err, repr(bad)
+    assert [line.split()[0] for line in stdout.splitlines() if line.startswith("Epoch ")] == ["Epoch", "Epoch"]
+    assert len([line for line in stdout.splitlines() if "val_accuracy" in line]) == 2  # one summary line per epoch
+
+
+def test_time_limit_stops_after_the_epoch_and_keeps_the_backup(tmp_path):
+    """TimeLimit raises only at an epoch's end once the limit would be passed, after the callbacks
+    before it (the backup) have run: the run stays resumable with its optimizer state."""
+    from train.common import TimeLimit, TimeLimitReached
+
+    cb = TimeLimit(0.5, "RUN")
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    cb.on_epoch_end(0)  # well inside 30 s: no stop
+    cb.t0 -= 25  # 25 s spent; the next epoch (as long as this one, ~0 s) would still fit
+    cb.on_epoch_begin(1)
+    cb.on_epoch_end(1)
+    cb.t0 -= 10
+    cb.on_epoch_begin(2)
+    with pytest.raises(TimeLimitReached, match="epoch 3.*--resume RUN"):
+        cb.on_epoch_end(2)
+    TimeLimit(None).on_epoch_end(0)  # no limit: never stops
+
+
 @pytest.mark.slow
 def test_train_cli_teacher_and_mixup(fer_folder, tmp_path, monkeypatch, capsys):
     teacher = str(tmp_path / "teacher.keras")
-    build_classifier("vgg-fer", 7, 32, widths=(8, 8, 8, 8), fc=16).save(teacher)  # another input size
+    build_classifier("vgg-fer", 7, 32, widths=(16, 16, 16, 16), fc=16).save(teacher)  # another input size
     out = str(tmp_path / "runs")
     code, stdout, err = run_train(["expression", "--data", fer_folder, "--val", fer_folder, *TINY, "--epochs", "1", "--out", out,
                                    "--teacher", teacher, "--mixup", "0.4"], monkeypatch, capsys)

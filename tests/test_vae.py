@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 
@@ -170,6 +171,18 @@ def test_cli_run_leaves_its_files(trained_run):
     enc = keras.saving.load_model(trained_run / "encoder.keras")
     assert [tuple(o.shape) for o in enc.outputs] == [(None, 8), (None, 8)]
     assert Image.open(trained_run / "reconstructions.png").size[0] > 32
+
+
+def test_cli_resume_dry_run_prints_and_trains_nothing(trained_run, capsys):
+    """--resume RUN --dry-run prints the options the run would continue with; it must not train."""
+    before = {f: os.path.getmtime(trained_run / f) for f in ("log.csv", "options.json")}
+    code, out, err = run(["vae", "--resume", str(trained_run), "--epochs", "5", "--dry-run"], capsys)
+    assert code == 0, err
+    opts = json.loads(out)
+    assert opts["resume"] == str(trained_run) and opts["preset"] == "tiny-32" and opts["epochs"] == 5 and opts["dry_run"] is True
+    assert {f: os.path.getmtime(trained_run / f) for f in before} == before
+    with open(trained_run / "log.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0"]
 
 
 def test_cli_resume_continues(trained_run, capsys):

@@ -20,9 +20,10 @@ class UserError(Exception):
 
 def user_errors():
     """Exception types shown to the user as one line without a traceback."""
+    from core.errors import ConfigError
     from data_pipelines.errors import DataError
 
-    return (UserError, DataError)
+    return (UserError, DataError, ConfigError)
 
 
 # TensorFlow's C++ start-up lines that TF_CPP_MIN_LOG_LEVEL does not reach: absl prints everything

@@ -139,9 +139,21 @@ def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, 
         keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=resumed),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
     ]
+    cbs.append(OneDNNCheck())
     if monitor:
         cbs.append(BestCheckpoint(os.path.join(run_dir, "best.keras"), monitor, mode))
     return cbs
+
+
+class OneDNNCheck(keras.callbacks.Callback):
+    """Before the first step: one line when the model has a configuration known to crash oneDNN here."""
+
+    def on_train_begin(self, logs=None):
+        from core.cpu import onednn_training_warning
+
+        message = onednn_training_warning(self.model)
+        if message:
+            click.echo(message, err=True)
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -175,13 +187,15 @@ def require_data(data, what: str):
 
 
 def with_user_errors(f):
-    """Keras / TF raise ValueError for shapes a user chose; show those as one line too."""
+    """The models' ConfigError (an image size, preset or policy the user chose) becomes one line; any
+    other ValueError is a bug and keeps its traceback."""
+    from core.errors import ConfigError
 
     @functools.wraps(f)
     def wrapper(*a, **kw):
         try:
             return f(*a, **kw)
-        except ValueError as e:
+        except ConfigError as e:
             raise UserError(str(e).splitlines()[0]) from None
 
     return wrapper

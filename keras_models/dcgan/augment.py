@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from core.errors import ConfigError
+
 POLICIES = ("color", "translation", "cutout")
 
 
@@ -19,7 +21,7 @@ def parse_policy(policy: str | None) -> tuple[str, ...]:
     parts = tuple(p.strip() for p in policy.split(",") if p.strip())
     bad = [p for p in parts if p not in POLICIES]
     if bad:
-        raise ValueError(f"unknown DiffAugment policy {bad[0]!r}; use a comma list of {', '.join(POLICIES)}. Received: policy={policy!r}")
+        raise ConfigError(f"unknown DiffAugment policy {bad[0]!r}; use a comma list of {', '.join(POLICIES)}. Received: policy={policy!r}")
     return parts
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from core.errors import ConfigError
 from keras_models.dcgan.augment import diff_augment, parse_policy
 
 
@@ -53,11 +54,11 @@ class DCGAN(keras.Model):
                  ema_decay=0.0, seed=0, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5). Received: label_smoothing={label_smoothing}")
+            raise ConfigError(f"label_smoothing must be in [0, 0.5). Received: label_smoothing={label_smoothing}")
         if not 0.0 <= label_noise < 0.5:
-            raise ValueError(f"label_noise must be in [0, 0.5). Received: label_noise={label_noise}")
+            raise ConfigError(f"label_noise must be in [0, 0.5). Received: label_noise={label_noise}")
         if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1). Received: ema_decay={ema_decay}")
+            raise ConfigError(f"ema_decay must be in [0, 1). Received: ema_decay={ema_decay}")
         self.discriminator = discriminator
         self.generator = generator
         self.latent_dim = int(latent_dim)

@@ -21,10 +21,12 @@ import math
 import keras
 from keras import layers
 
+from core.errors import ConfigError
+
 
 def _check_size(image_size: int, minimum: int = 16):
     if image_size < minimum or 2 ** int(round(math.log2(image_size))) != image_size:
-        raise ValueError(f"image_size must be a power of two >= {minimum} (32, 64 or 128). Received: image_size={image_size}")
+        raise ConfigError(f"image_size must be a power of two >= {minimum} (32, 64 or 128). Received: image_size={image_size}")
 
 
 def _init():

@@ -26,6 +26,8 @@ import math
 
 import numpy as np
 
+from core.errors import ConfigError
+
 MASK = 0xFFFFFFFF
 MAX_ID = MASK
 
@@ -53,7 +55,7 @@ def mulberry32(state: int):
 
 def check_id(emote_id) -> int:
     if isinstance(emote_id, bool) or not isinstance(emote_id, (int, np.integer)) or not 0 <= int(emote_id) <= MAX_ID:
-        raise ValueError(f"an emote id must be an integer in 0..{MAX_ID}. Received: id={emote_id!r}")
+        raise ConfigError(f"an emote id must be an integer in 0..{MAX_ID}. Received: id={emote_id!r}")
     return int(emote_id)
 
 
@@ -66,7 +68,7 @@ def noise_for_id(emote_id: int, nz: int) -> np.ndarray:
     """
     emote_id = check_id(emote_id)
     if nz < 1:
-        raise ValueError(f"nz must be positive. Received: nz={nz}")
+        raise ConfigError(f"nz must be positive. Received: nz={nz}")
     stream = mulberry32(fmix32(emote_id))
     out = np.empty(nz, np.float32)
     two_32 = 4294967296.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.errors import ConfigError
 from keras_models.dcgan import networks
 
 
@@ -37,5 +38,5 @@ PRESETS = {
 
 def get_preset(name: str) -> DCGANPreset:
     if name not in PRESETS:
-        raise ValueError(f"unknown DCGAN preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown DCGAN preset {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ArchSpec:
@@ -24,7 +26,7 @@ ARCHS = {
 
 def arch_spec(arch: str) -> ArchSpec:
     if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+        raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     return ARCHS[arch]
 
 

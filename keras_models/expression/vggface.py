@@ -18,6 +18,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from core.errors import ConfigError
+
 # keras-vggface utils.preprocess_input(version=2): BGR means of VGGFace2.
 VGGFACE2_BGR_MEAN = (91.4953, 103.8827, 131.0912)
 SEP = "__"
@@ -103,9 +105,9 @@ def vggface_classifier(input_shape=(224, 224, 3), num_classes=7, dropout=0.5, hi
         (None, 7)
     """
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
-        raise ValueError(f"input_shape must be (H, W, 1 or 3). Received: input_shape={input_shape}")
+        raise ConfigError(f"input_shape must be (H, W, 1 or 3). Received: input_shape={input_shape}")
     if min(input_shape[:2]) < 32:
-        raise ValueError(f"vggface-resnet50 needs at least 32x32 input. Received: input_shape={input_shape}")
+        raise ConfigError(f"vggface-resnet50 needs at least 32x32 input. Received: input_shape={input_shape}")
     inputs = keras.Input(input_shape, name="image")
     x, pre = vggface_resnet50_base(inputs)
     x = layers.Flatten(name="flatten")(x)
@@ -159,11 +161,11 @@ def load_vggface_weights(model: keras.Model, path: str) -> int:
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise ValueError(f"not an HDF5 file: {path} (expected rcmalli_vggface_tf_notop_resnet50.h5)") from None
+        raise ConfigError(f"not an HDF5 file: {path} (expected rcmalli_vggface_tf_notop_resnet50.h5)") from None
     with f:
         root = f["model_weights"] if "model_weights" in f and "layer_names" not in f.attrs else f
         if "layer_names" not in root.attrs:
-            raise ValueError(f"{path} is HDF5 but not a Keras 2 weights file (no 'layer_names' attribute)")
+            raise ConfigError(f"{path} is HDF5 but not a Keras 2 weights file (no 'layer_names' attribute)")
         by_name = {layer.name: layer for layer in model.layers}
         loaded = 0
         for raw in root.attrs["layer_names"]:
@@ -174,18 +176,18 @@ def load_vggface_weights(model: keras.Model, path: str) -> int:
                 continue  # activations, pooling, add: no weights
             layer = by_name.get(keras_name(name))
             if layer is None:
-                raise ValueError(f"{path}: layer {name!r} has no counterpart in model {model.name!r}")
+                raise ConfigError(f"{path}: layer {name!r} has no counterpart in model {model.name!r}")
             values = [np.asarray(group[w]) for w in weight_names]
             expected = [tuple(w.shape) for w in layer.weights]
             if len(values) != len(expected):
-                raise ValueError(f"{path}: layer {name!r} has {len(values)} weights in the file, the model's has {len(expected)}")
+                raise ConfigError(f"{path}: layer {name!r} has {len(values)} weights in the file, the model's has {len(expected)}")
             for w, v, e in zip(weight_names, values, expected):
                 if tuple(v.shape) != e:
-                    raise ValueError(f"{path}: layer {name!r} weight {w!r} has shape {tuple(v.shape)}, the model expects {e}")
+                    raise ConfigError(f"{path}: layer {name!r} weight {w!r} has shape {tuple(v.shape)}, the model expects {e}")
             layer.set_weights(values)
             loaded += 1
     if loaded == 0:
-        raise ValueError(f"{path}: no weights found for any layer")
+        raise ConfigError(f"{path}: no weights found for any layer")
     return loaded
 
 

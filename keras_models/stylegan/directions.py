@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from core.errors import ConfigError
+
 FORMAT = "emotekit-stylegan-directions"
 VERSION = 1
 
@@ -192,15 +194,15 @@ def load_directions(path) -> dict:
         with open(path) as f:
             data = json.load(f)
     except ValueError as e:
-        raise ValueError(f"not a JSON directions file: {path} ({e})") from None
+        raise ConfigError(f"not a JSON directions file: {path} ({e})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"not an Emotekit StyleGAN directions file: {path}")
+        raise ConfigError(f"not an Emotekit StyleGAN directions file: {path}")
     dim = int(data["w_dim"])
     data["w_avg"] = np.asarray(data["w_avg"], np.float32)
     for name, e in data["directions"].items():
         e["vector"] = np.asarray(e["vector"], np.float32)
         if e["vector"].shape != (dim,):
-            raise ValueError(f"{path}: direction {name!r} has {e['vector'].shape[0]} values, expected {dim}")
+            raise ConfigError(f"{path}: direction {name!r} has {e['vector'].shape[0]} values, expected {dim}")
     return data
 
 

@@ -14,6 +14,7 @@ import math
 
 import keras
 
+from core.errors import ConfigError
 from keras_models.stylegan.layers import (
     ConstantInput,
     EqualConv2D,
@@ -69,7 +70,7 @@ def get_config(name_or_res) -> StyleGANConfig:
         return StyleGANConfig(**name_or_res)
     if name_or_res in CONFIGS:
         return CONFIGS[name_or_res]
-    raise ValueError(f"unknown StyleGAN config {name_or_res!r}; choose one of {', '.join(CONFIGS)}")
+    raise ConfigError(f"unknown StyleGAN config {name_or_res!r}; choose one of {', '.join(CONFIGS)}")
 
 
 def mapping_network(cfg: StyleGANConfig, psi: float = 1.0, name="mapping") -> keras.Model:

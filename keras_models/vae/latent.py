@@ -6,11 +6,13 @@ import re
 
 import numpy as np
 
+from core.errors import ConfigError
+
 
 def interpolate(z_a: np.ndarray, z_b: np.ndarray, steps: int = 10) -> np.ndarray:
     """`steps` points on the straight line from z_a to z_b, both ends included."""
     if steps < 2:
-        raise ValueError(f"a morph needs at least 2 steps; got {steps}")
+        raise ConfigError(f"a morph needs at least 2 steps; got {steps}")
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     return (1.0 - t) * z_a[None, :] + t * z_b[None, :]
 
@@ -29,7 +31,7 @@ def attribute_vector(z: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """Mean of z over the positive group minus the mean over the rest (Foster's attribute vector)."""
     positive = np.asarray(positive, bool)
     if positive.all() or not positive.any():
-        raise ValueError("an attribute vector needs examples both with and without the attribute")
+        raise ConfigError("an attribute vector needs examples both with and without the attribute")
     return z[positive].mean(axis=0) - z[~positive].mean(axis=0)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from core.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class VAEPreset:
@@ -36,7 +38,7 @@ class VAEPreset:
         """Raises ValueError unless the encoder/decoder can round-trip `size` x `size`."""
         step = 2 ** self.downsamples
         if size < step or size % step:
-            raise ValueError(f"preset {self.name} needs an image size that is a multiple of {step} "
+            raise ConfigError(f"preset {self.name} needs an image size that is a multiple of {step} "
                              f"(it halves the size {self.downsamples} times); got {size}")
 
     def to_dict(self) -> dict:
@@ -57,11 +59,11 @@ PRESETS: dict[str, VAEPreset] = {
     "quick-64": VAEPreset("quick-64", 64, (32, 64, 64, 64), (64, 64, 32), 2, 32, 2000.0, 1e-3,
                           description="GDL1 layout at 64x64, z=32, no dropout: minutes on a CPU"),
     # For tests and smoke runs.
-    "tiny-32": VAEPreset("tiny-32", 32, (8, 16), (16,), 2, 8, 1000.0, 1e-3, description="test-sized"),
+    "tiny-32": VAEPreset("tiny-32", 32, (16, 16), (16,), 2, 8, 1000.0, 1e-3, description="test-sized"),
 }
 
 
 def get_preset(name: str) -> VAEPreset:
     if name not in PRESETS:
-        raise ValueError(f"unknown VAE preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown VAE preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
