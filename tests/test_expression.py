@@ -280,6 +280,23 @@ def test_train_log_has_one_line_per_epoch_when_not_a_terminal(fer_folder, tmp_pa
     assert len([line for line in stdout.splitlines() if "val_accuracy" in line]) == 2  # one summary line per epoch
 
 
+def test_resumed_best_checkpoint_must_beat_the_logged_best(tmp_path):
+    """best.keras is Keras' ModelCheckpoint; on resume its threshold is the best value in log.csv, so a
+    worse epoch after the resume does not replace the best model."""
+    from train.common import best_so_far, training_callbacks
+
+    (tmp_path / "log.csv").write_text("epoch,accuracy,val_accuracy\n0,0.3,0.41\n1,0.4,0.52\n2,0.5,0.47\n")
+    assert best_so_far(str(tmp_path), "val_accuracy") == pytest.approx(0.52)
+    assert best_so_far(str(tmp_path), "val_accuracy", "min") == pytest.approx(0.41)
+    assert best_so_far(str(tmp_path / "none"), "val_accuracy") is None
+    (ckpt,) = [c for c in training_callbacks(str(tmp_path), True, monitor="val_accuracy") if isinstance(c, keras.callbacks.ModelCheckpoint)]
+    model = build_classifier("emonet-xs", 7, 24)
+    ckpt.set_model(model)
+    ckpt.on_epoch_end(3, {"val_accuracy": 0.50})
+    assert not (tmp_path / "best.keras").exists()
+    ckpt.on_epoch_end(4, {"val_accuracy": 0.55})
+    assert (tmp_path / "best.keras").exists()
+
 def test_time_limit_stops_after_the_epoch_and_keeps_the_backup(tmp_path):
     """TimeLimit raises only at an epoch's end once the limit would be passed, after the callbacks
     before it (the backup) have run: the run stays resumable with its optimizer state."""

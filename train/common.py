@@ -141,7 +141,9 @@ def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, 
     ]
     cbs.append(OneDNNCheck())
     if monitor:
-        cbs.append(BestCheckpoint(os.path.join(run_dir, "best.keras"), monitor, mode))
+        cbs.append(keras.callbacks.ModelCheckpoint(
+            os.path.join(run_dir, "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
+            initial_value_threshold=best_so_far(run_dir, monitor, mode) if resumed else None))
     return cbs
 
 
@@ -156,29 +158,18 @@ class OneDNNCheck(keras.callbacks.Callback):
             click.echo(message, err=True)
 
 
-class BestCheckpoint(keras.callbacks.Callback):
-    """Saves the model when `monitor` improves; remembers the best value in best.json."""
+def best_so_far(run_dir: str, monitor: str, mode: str = "max") -> float | None:
+    """The best `monitor` value in a run's log.csv (a resumed run's best model must beat it)."""
+    import csv
 
-    def __init__(self, path, monitor, mode="max"):
-        super().__init__()
-        self.path, self.monitor, self.mode = path, monitor, mode
-        self.state_path = os.path.splitext(path)[0] + ".json"
-        self.best = None
-        if os.path.exists(self.state_path):
-            with open(self.state_path) as f:
-                self.best = json.load(f).get(monitor)
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            return
-        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
-        if better:
-            self.best = float(value)
-            tmp = os.path.join(os.path.dirname(self.path), ".tmp-best.keras")
-            self.model.save(tmp)
-            os.replace(tmp, self.path)
-            write_json(self.state_path, {self.monitor: self.best, "epoch": epoch + 1})
+    path = os.path.join(run_dir, "log.csv")
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="") as f:
+        values = [float(r[monitor]) for r in csv.DictReader(f) if r.get(monitor) not in (None, "", "nan")]
+    if not values:
+        return None
+    return max(values) if mode == "max" else min(values)
 
 
 def require_data(data, what: str):
