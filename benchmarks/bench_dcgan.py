@@ -9,6 +9,11 @@ Same network, same step (D on a real and a fake batch, then G through the update
 fakes), same BCE loss and Adam(2e-4, 0.5), random data, no augmentation. Needs the [bench]
 extra (torch==2.13.0 CPU).
 
+XLA helps on one CPU kind and hurts on another (issue 16), so every figure names the CPU it came
+from (core.cpu), and the `keras_auto` row is what `python -m train dcgan --jit-compile auto` would
+pick here: its short start-of-run trial (train.jit.time_modes) in its own process, reported with
+the images/s this benchmark measured for the mode it chose.
+
     .venv/bin/python benchmarks/bench_dcgan.py --size 64 --batch-size 128 --steps 10 --json benchmarks/results/dcgan_speed_64.json
 """
 
@@ -23,12 +28,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-KINDS = ("torch", "keras", "keras_xla")
+KINDS = ("torch", "keras", "keras_xla", "keras_auto")
 
 
-def bench_keras(size, batch, steps, warmup, jit):
+def _keras_gan(size, jit):
     import keras
-    import numpy as np
 
     from keras_models.dcgan import DCGAN, get_preset
 
@@ -37,6 +41,21 @@ def bench_keras(size, batch, steps, warmup, jit):
     gan = DCGAN(d, g, p.nz, augment="", seed=0)
     gan.compile(keras.optimizers.Adam(p.lr, beta_1=0.5), keras.optimizers.Adam(p.lr, beta_1=0.5), keras.losses.BinaryCrossentropy(),
                 jit_compile=jit)
+    return gan
+
+
+def bench_auto(size, batch):
+    """--jit-compile auto's trial on this model: {"choice": "on"|"off", "off": ips, "on": ips}."""
+    from train.jit import time_modes
+
+    ips, _ = time_modes(lambda jit: _keras_gan(size, jit), (batch, size, size, 3))
+    return dict(ips, choice="on" if ips["on"] is not None and ips["on"] > ips["off"] else "off")
+
+
+def bench_keras(size, batch, steps, warmup, jit):
+    import numpy as np
+
+    gan = _keras_gan(size, jit)
     x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
     import tensorflow as tf
 
@@ -99,39 +118,70 @@ def bench_torch(size, batch, steps, warmup, threads):
 def _measure(kind, a):
     if kind == "torch":
         return bench_torch(a.size, a.batch_size, a.steps, a.warmup, a.torch_threads)
+    if kind == "keras_auto":
+        return bench_auto(a.size, a.batch_size)
     return bench_keras(a.size, a.batch_size, a.steps, a.warmup, kind == "keras_xla")
 
 
 def main():
+    from core.cpu import cpu_kind, describe
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--torch-threads", type=int, default=0, help="0 = torch's default")
+    ap.add_argument("--no-auto", action="store_true", help="Skip the keras_auto row (--jit-compile auto's trial).")
     ap.add_argument("--json", default=None, help="Also write the results here.")
     ap.add_argument("--only", choices=KINDS, default=None, help=argparse.SUPPRESS)  # one measurement, in this process
     a = ap.parse_args()
     if a.only:
-        print(f"RESULT {_measure(a.only, a)!r}")
+        print(f"RESULT {json.dumps(_measure(a.only, a))}")
         return
-    res = {"size": a.size, "batch": a.batch_size, "steps": a.steps, "cpus": os.cpu_count()}
-    for kind in KINDS:
+    cpu, kind_of_cpu = describe(), cpu_kind()
+    print(f"CPU: {cpu}")
+    res = {"size": a.size, "batch": a.batch_size, "steps": a.steps, "cpus": os.cpu_count(), "cpu": cpu, "cpu_kind": kind_of_cpu}
+    auto = None
+    for kind in KINDS if not a.no_auto else KINDS[:-1]:
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--only", kind], capture_output=True, text=True)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode or not lines:
             tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
             print(f"{kind}: failed ({tail[0]})", file=sys.stderr)
             continue
-        res[f"{kind}_images_per_s"] = float(lines[-1].split()[1])
-    for kind in ("keras", "keras_xla"):
+        value = json.loads(lines[-1][len("RESULT "):])
+        if kind == "keras_auto":
+            auto = value
+        else:
+            res[f"{kind}_images_per_s"] = float(value)
+    if auto is not None:  # the choice, its trial's figures, and this benchmark's figure for the chosen mode
+        res["keras_auto_choice"] = auto["choice"]
+        res["keras_auto_trial_images_per_s"] = {"off": auto["off"], "on": auto["on"]}
+        chosen = res.get("keras_xla_images_per_s" if auto["choice"] == "on" else "keras_images_per_s")
+        if chosen is not None:
+            res["keras_auto_images_per_s"] = chosen
+    for kind in ("keras", "keras_xla", "keras_auto"):
         if "torch_images_per_s" in res and f"{kind}_images_per_s" in res:
             res[f"{kind}_over_torch"] = res[f"{kind}_images_per_s"] / res["torch_images_per_s"]
-    for k, v in res.items():
-        print(f"{k:>24}: {v:.3g}" if isinstance(v, float) else f"{k:>24}: {v}")
+    rows = []
+    for kind, label in (("torch", "PyTorch"), ("keras", "Keras, plain tf.function"), ("keras_xla", "Keras, XLA"),
+                        ("keras_auto", f"Keras, --jit-compile auto (chose XLA {res.get('keras_auto_choice')})")):
+        if f"{kind}_images_per_s" in res:
+            rows.append({"kind": kind, "label": label, "images_per_s": res[f"{kind}_images_per_s"],
+                         "over_torch": res.get(f"{kind}_over_torch"), "cpu": kind_of_cpu})
+    res["rows"] = rows
+    print(f"\n{a.size}x{a.size}, batch {a.batch_size}, {a.steps} steps\n| | images/s | vs PyTorch | CPU |\n|---|---:|---:|---|")
+    for r in rows:
+        vs = f"{r['over_torch']:.2f}" if r["over_torch"] is not None else "-"
+        print(f"| {r['label']} | {r['images_per_s']:.1f} | {vs} | {r['cpu']} |")
+    if auto is not None:
+        trial = ", ".join(f"{'XLA' if m == 'on' else 'plain'} {v:.1f}" for m, v in res["keras_auto_trial_images_per_s"].items() if v is not None)
+        print(f"auto's own trial (2 warm-up + 3 timed steps each): {trial} images/s on {kind_of_cpu}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=2)
+            f.write("\n")
 
 
 if __name__ == "__main__":

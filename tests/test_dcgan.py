@@ -1,5 +1,8 @@
 """DCGAN: network shapes per preset and size, one training step, DiffAugment, --resume,
-claimable ids (same id -> same pixels) and the JS/Python noise equality."""
+claimable ids (same id -> same pixels), the JS/Python noise equality and --jit-compile auto|on|off.
+
+Every network trained here has at least 16 channels in each hidden conv layer: TensorFlow 2.21's
+oneDNN crashes on AVX-512 CPUs training 8-channel convolutions (issue 12)."""
 
 from __future__ import annotations
 
@@ -115,7 +118,7 @@ def test_one_train_step_gives_finite_losses(preset):
     from keras_models.dcgan import DCGAN, get_preset
 
     p = get_preset(preset)
-    g, d = p.build(32, width=8, d_width=8)
+    g, d = p.build(32, width=16, d_width=16)
     gan = DCGAN(d, g, p.nz, augment="color,translation,cutout", label_smoothing=0.1, label_noise=0.05, ema_decay=0.9, seed=1)
     gan.compile(keras.optimizers.Adam(p.lr, beta_1=p.beta_1), keras.optimizers.Adam(p.lr, beta_1=p.beta_1), keras.losses.BinaryCrossentropy())
     before = [w.numpy().copy() for w in g.trainable_weights]
@@ -172,7 +175,7 @@ def tiny_folder(tmp_path_factory):
     return str(folder)
 
 
-TINY = ["--image-size", "32", "--width", "4", "--d-width", "4", "--batch-size", "4", "--samples", "4"]
+TINY = ["--image-size", "32", "--width", "16", "--d-width", "16", "--batch-size", "4", "--samples", "4"]  # >= 16 channels (oneDNN)
 
 
 @pytest.fixture(scope="module")
@@ -226,12 +229,108 @@ def test_sample_errors_are_one_line(finished_run, tmp_path):
     assert r.returncode == 2 and "unknown --preset" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_resume_finished_run_continues_epochs(finished_run, tmp_path):
+def test_jit_compile_auto_records_choice_and_timings(finished_run):
+    """The default --jit-compile auto timed both modes on this machine and kept the faster: whichever
+    won here, the choice, both images/s and the CPU are in options.json."""
+    from core.cpu import cpu_kind
+
+    with open(os.path.join(finished_run, "options.json")) as f:
+        opts = json.load(f)
+    assert opts["jit_compile"] == "auto"
+    timings = opts["jit_compile_timings"]
+    assert set(timings) == {"off", "on"} and timings["off"] > 0
+    if timings["on"] is None:  # XLA unavailable here: recorded why, and off
+        assert opts["jit_compile_errors"]["on"] and opts["jit_compile_resolved"] == "off"
+    else:
+        assert timings["on"] > 0
+        assert opts["jit_compile_resolved"] == ("on" if timings["on"] > timings["off"] else "off")
+    assert opts["jit_compile_cpu"] == cpu_kind()
+
+
+def _no_timing(*a, **k):
+    raise AssertionError("--jit-compile timed the modes although it had a choice")
+
+
+def _spy_compile(monkeypatch):
+    """Records the jit_compile every DCGAN is compiled with."""
+    from keras_models.dcgan import DCGAN
+
+    seen, real = [], DCGAN.compile
+
+    def compile(self, *a, **k):
+        seen.append(k.get("jit_compile"))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(DCGAN, "compile", compile)
+    return seen
+
+
+def test_jit_compile_off_is_honoured(tiny_folder, tmp_path, monkeypatch):
+    import train.jit
+
+    monkeypatch.setattr(train.jit, "time_modes", _no_timing)
+    seen = _spy_compile(monkeypatch)
+    out = tmp_path / "runs"
+    r = _cli(["dcgan", "--data", tiny_folder, *TINY, "--epochs", "1", "--jit-compile", "off", "--out", str(out)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "jit-compile: XLA off (--jit-compile off)" in r.stdout
+    assert seen == [False]  # one model, no trial copies
+    (run,) = [os.path.join(out, d) for d in os.listdir(out)]
+    with open(os.path.join(run, "options.json")) as f:
+        opts = json.load(f)
+    assert opts["jit_compile"] == "off" and opts["jit_compile_resolved"] == "off" and "jit_compile_timings" not in opts
+    # resumed without the flag: still off, still untimed
+    r = _cli(["dcgan", "--resume", run, "--epochs", "2"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert seen == [False, False] and "XLA off" in r.stdout
+
+
+def test_resolve_jit_compile_rules(tmp_path, monkeypatch):
+    """auto keeps the faster of the timed modes (off when XLA fails), records it in RUN/options.json;
+    a resume keeps the recorded choice; on/off win; a distribution strategy means off; old runs' values."""
+    import train.jit as J
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "options.json").write_text(json.dumps({"kind": "dcgan", "jit_compile": "auto", "epochs": 3}))
+    cases = (({"off": 2.0, "on": 1.0}, {}, "off"), ({"off": 1.0, "on": 3.0}, {}, "on"), ({"off": 1.0, "on": None}, {"on": "no XLA"}, "off"))
+    for ips, errors, want in cases:
+        monkeypatch.setattr(J, "time_modes", lambda build, shape, r=(ips, errors): (dict(r[0]), dict(r[1])))
+        opts = {"jit_compile": "auto"}
+        assert J.resolve_jit_compile(opts, str(run), False, None, None, (4, 32, 32, 3)) is (want == "on")
+        with open(run / "options.json") as f:
+            saved = json.load(f)
+        assert saved["jit_compile_resolved"] == want and saved["jit_compile_timings"] == ips and saved["epochs"] == 3
+        assert saved.get("jit_compile_errors", {}) == errors and opts["jit_compile_resolved"] == want
+    monkeypatch.setattr(J, "time_modes", _no_timing)
+    assert J.resolve_jit_compile(dict(saved), str(run), True, None, None, (4, 32, 32, 3)) is False  # the recorded "off"
+    monkeypatch.setattr(J, "_given_on_command_line", lambda *a: True)  # --resume RUN --jit-compile auto: times again
+    monkeypatch.setattr(J, "time_modes", lambda build, shape: ({"off": 1.0, "on": 5.0}, {}))
+    assert J.resolve_jit_compile(dict(saved), str(run), True, None, None, (4, 32, 32, 3)) is True
+    monkeypatch.setattr(J, "time_modes", _no_timing)
+    assert J.resolve_jit_compile({"jit_compile": "on"}, str(run), True, None, None, (4, 32, 32, 3)) is True
+    with open(run / "options.json") as f:
+        saved = json.load(f)
+    assert saved["jit_compile"] == "on" and saved["jit_compile_resolved"] == "on"
+    assert J.resolve_jit_compile({"jit_compile": "auto", "strategy": "mirrored"}, "", False, object(), None, (4, 32, 32, 3)) is False
+    assert J.resolve_jit_compile({"jit_compile": "on", "strategy": "mirrored"}, "", False, object(), None, (4, 32, 32, 3)) is True
+    # runs saved by the old --jit-compile/--no-jit-compile (true, false, or unset = XLA without a strategy)
+    assert [J.normalize(v, "on") for v in (True, False, None, "auto", "OFF")] == ["on", "off", "on", "auto", "off"]
+    assert J.resolve_jit_compile({"jit_compile": None}, "", True, None, None, (4, 32, 32, 3), legacy="on") is True
+
+
+def test_resume_finished_run_continues_epochs(finished_run, tmp_path, monkeypatch):
+    import train.jit
+
     run = str(tmp_path / "run")
     shutil.copytree(finished_run, run)
+    monkeypatch.setattr(train.jit, "time_modes", _no_timing)  # a resumed run keeps its recorded choice
+    seen = _spy_compile(monkeypatch)
     r = _cli(["dcgan", "--resume", run, "--epochs", "2"])
     assert r.returncode == 0, r.stderr[-2000:]
     assert "continuing the finished run from epoch 1" in r.stdout
+    resolved = json.load(open(os.path.join(run, "options.json")))["jit_compile_resolved"]
+    assert f"jit-compile auto: XLA {resolved}, the run's recorded choice" in r.stdout and seen == [resolved == "on"]
     with open(os.path.join(run, "log.csv")) as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
     assert os.path.exists(os.path.join(run, "samples", "epoch_0002.png"))
@@ -256,7 +355,7 @@ def test_resume_interrupted_run(tiny_folder, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     out = str(tmp_path / "runs")
-    res = CliRunner().invoke(mod.dcgan, ["--data", tiny_folder, *TINY, "--epochs", "3", "--out", out])
+    res = CliRunner().invoke(mod.dcgan, ["--data", tiny_folder, *TINY, "--epochs", "3", "--jit-compile", "off", "--out", out])
     assert res.exit_code != 0  # click turns the KeyboardInterrupt into Abort
     (run,) = [os.path.join(out, d) for d in os.listdir(out)]
     assert not os.path.exists(os.path.join(run, "generator.keras"))

@@ -255,6 +255,22 @@ def test_cli_bad_input(tmp_path, faces):
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
 
 
+@pytest.mark.parametrize("flags", [["--strategy", "mirrored"], ["--mixed-precision", "bf16"], ["--tpu", "local"],
+                                   ["--strategy", "tpu", "--tpu", "grpc://127.0.0.1:1"]])
+def test_cli_refuses_distribution_and_mixed_precision(tmp_path, faces, flags):
+    """stylegan's step is single-device float32: --strategy, --tpu and --mixed-precision are refused
+    in one line before anything is created (they used to be accepted and silently ignored)."""
+    out = tmp_path / "runs"
+    tiny = ["--preset", "tiny", "--batch-size", "4", "--kimg-per-epoch", "0.01", "--epochs", "1", "--samples", "4", "--out", str(out)]
+    for extra in (["--dry-run"], []):
+        r = _cli(["stylegan", "--data", faces, *tiny, *flags, *extra])
+        assert r.exit_code == 2, r.output[-2000:]
+        last = r.output.strip().splitlines()[-1]
+        assert last.startswith("error: stylegan trains on one device in float32") and flags[-2] in last and "not supported" in last
+        assert "Traceback" not in r.output and "train:" not in r.output
+    assert not out.exists() or not os.listdir(out)
+
+
 @pytest.mark.slow
 def test_cli_train_directions_edit_sheet_export(tmp_path, faces):
     out = tmp_path / "runs"
@@ -265,6 +281,9 @@ def test_cli_train_directions_edit_sheet_export(tmp_path, faces):
     for f in ("mapping.keras", "synthesis.keras", "synthesis_ws.keras", "samples/epoch_0001.png", "samples/epoch_0002.png",
               "progress.gif", "log.csv", "state.json"):
         assert os.path.isfile(os.path.join(run, f)), f
+    opts = json.load(open(os.path.join(run, "options.json")))  # --jit-compile auto: timed both, kept the faster
+    assert opts["jit_compile"] == "auto" and opts["jit_compile_resolved"] in ("on", "off") and opts["jit_compile_timings"]["off"] > 0
+    assert f"jit-compile auto: XLA {opts['jit_compile_resolved']}" in r.output
     r = _cli(["stylegan-edit", run, "--seed", "3", "--attr", "hair_length=1", "--out", str(tmp_path / "e.png")])
     assert r.exit_code != 0 and "stylegan-directions" in r.output
     r = _cli(["stylegan-directions", run, "--samples", "120", "--components", "2"])
@@ -284,6 +303,7 @@ def test_cli_train_directions_edit_sheet_export(tmp_path, faces):
     assert Image.open(tmp_path / "s.png").size == (7 * 18 + 2, 2 * 18 + 2)
     r = _cli(["stylegan", "--resume", run, "--epochs", "3"])
     assert r.exit_code == 0, r.output
+    assert f"jit-compile auto: XLA {opts['jit_compile_resolved']}, the run's recorded choice" in r.output
     assert json.load(open(os.path.join(run, "state.json")))["epochs_done"] == 3
 
     from export.cli import cli as export_cli

@@ -18,7 +18,8 @@ import numpy as np
 
 from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
 from train.common import common_options, continue_finished_gan, dry_run, fit_verbosity, start_run, training_callbacks, with_user_errors
-from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
+from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, worker_out
+from train.jit import jit_compile_option, resolve_jit_compile
 
 DEFAULT_DATA = ("emoji:twemoji/all",)
 SMALL_DATA = 5000  # DiffAugment on by default below this many images
@@ -34,9 +35,7 @@ SMALL_DATA = 5000  # DiffAugment on by default below this many images
 @click.option("--ema-decay", type=click.FloatRange(0, 0.9999), default=0.0, show_default=True, help="Keep an EMA generator (e.g. 0.999); 0 = off.")
 @click.option("--width", type=click.IntRange(min=4), default=None, help="Generator width (ngf; default the preset's).")
 @click.option("--d-width", type=click.IntRange(min=4), default=None, help="Discriminator width (ndf; default the preset's).")
-@click.option("--jit-compile/--no-jit-compile", default=None,
-              help="XLA for the train step; default on with --strategy default (1.5x the images/s on a 2-core CPU, "
-                   "benchmarks/RESULTS.md), off under other strategies.")
+@jit_compile_option()
 @click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each epoch's grid.")
 @click.option("--collapse-threshold", type=click.FloatRange(0, 1), default=0.35, show_default=True,
               help="Warn when the samples' mean pairwise distance falls below this fraction of the data's.")
@@ -67,13 +66,6 @@ def dcgan(**options):
     fit_dcgan(run_dir, options, resumed, strategy)
 
 
-def _use_xla(options) -> bool:
-    """--jit-compile as given; unset (and in runs saved before it had a default): on without a strategy."""
-    if options.get("jit_compile") is not None:
-        return bool(options["jit_compile"])
-    return (options.get("strategy") or "default") == "default"
-
-
 def fit_dcgan(run_dir, options, resumed, strategy=None):
     import keras
 
@@ -94,18 +86,26 @@ def fit_dcgan(run_dir, options, resumed, strategy=None):
     ds = distribute_arrays(strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=options["seed"], drop_remainder=True)
                            .map(lambda t: t / 127.5 - 1.0), data.images, None, bs)
 
-    with scope(strategy):  # networks and optimizers under the strategy
-        generator, discriminator = preset.build(size, options.get("width"), options.get("d_width"))
-        gan = DCGAN(discriminator, generator, preset.nz, augment=options["policy"] if augment else "",
-                    label_smoothing=options["label_smoothing"], label_noise=options["label_noise"],
-                    ema_decay=options["ema_decay"], seed=options["seed"])
-        prepare_model(gan, strategy)
-        gan.compile(
-            d_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
-            g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
-            loss_fn=keras.losses.BinaryCrossentropy(),
-            jit_compile=_use_xla(options),
-        )
+    def build(jit_compile: bool):
+        with scope(strategy):  # networks and optimizers under the strategy
+            generator, discriminator = preset.build(size, options.get("width"), options.get("d_width"))
+            gan = DCGAN(discriminator, generator, preset.nz, augment=options["policy"] if augment else "",
+                        label_smoothing=options["label_smoothing"], label_noise=options["label_noise"],
+                        ema_decay=options["ema_decay"], seed=options["seed"])
+            prepare_model(gan, strategy)
+            gan.compile(
+                d_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
+                g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
+                loss_fn=keras.losses.BinaryCrossentropy(),
+                jit_compile=jit_compile,
+            )
+        return gan
+
+    # Runs saved before --jit-compile had modes and left it unset compiled with XLA without a strategy.
+    jit = resolve_jit_compile(options, run_dir, resumed, strategy, build, (bs, size, size, 3),
+                              legacy="on" if is_default(strategy) else "off")
+    keras.utils.set_random_seed(options["seed"])  # the same initial weights whichever mode, timed or not
+    gan = build(jit)
     initial_epoch = continue_finished_gan(run_dir, gan, resumed, options["epochs"])
     monitor = gan_monitor(run_dir, gan, data.images, options["n_samples"], options["collapse_threshold"],
                           time_limit=options.get("time_limit"))

@@ -34,6 +34,7 @@ from train.common import (
     with_user_errors,
 )
 from train.dcgan import grid, make_gif, save_png, to_uint8
+from train.jit import jit_compile_option, resolve_jit_compile
 
 SMALL_DATA = 30000  # DiffAugment on by default below this many images
 SIZE_CONFIGS = {16: "tiny", 32: "small32", 64: "small64", 128: "small128"}
@@ -53,12 +54,15 @@ SIZE_CONFIGS = {16: "tiny", 32: "small32", 64: "small64", 128: "small128"}
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Random horizontal flips of the training images.")
 @click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each grid.")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Minutes: stop cleanly after the epoch that would pass it.")
+@jit_compile_option()
 @with_user_errors
 def stylegan(**options):
-    """Train a StyleGAN2-style generator (64x64 by default; --image-size 128, or --preset NAME)."""
+    """Train a StyleGAN2-style generator (64x64 by default; --image-size 128, or --preset NAME).
+    One device in float32: --strategy, --tpu and --mixed-precision are not supported here."""
     from keras_models.dcgan import parse_policy
     from keras_models.stylegan import CONFIGS
 
+    refuse_distribution(options)
     if not options["resume"]:  # a resumed run reads its data, preset and size from its options.json
         require_data(options["data"], "stylegan (e.g. --data ../shared/data/anime_faces)")
     parse_policy(options["policy"])
@@ -76,6 +80,19 @@ def stylegan(**options):
         return
     run_dir, options, resumed = start_run("stylegan", options, f"{preset}")
     fit_stylegan(run_dir, options, resumed)
+
+
+def refuse_distribution(options) -> None:
+    """StyleGAN's step is written for one device in float32 (per-device losses, R1, w_avg, the EMA and
+    its counters are not replica-aware, and fp16 needs loss scaling), so these options are refused
+    before anything is created rather than silently ignored."""
+    given = [f"--strategy {options['strategy']}" if (options.get("strategy") or "default") != "default" else "",
+             f"--tpu {options['tpu']}" if options.get("tpu") else "",
+             f"--mixed-precision {options['mixed_precision']}" if (options.get("mixed_precision") or "off") != "off" else ""]
+    given = [g for g in given if g]
+    if given:
+        raise UserError(f"stylegan trains on one device in float32: {', '.join(given)} is not supported "
+                        "(drop it; --strategy, --tpu and --mixed-precision work for the other models)")
 
 
 def fit_stylegan(run_dir, options, resumed):
@@ -101,14 +118,22 @@ def fit_stylegan(run_dir, options, resumed):
     ds = ds.map(lambda x: tf.where(tf.random.uniform([tf.shape(x)[0], 1, 1, 1]) < 0.5, x[:, :, ::-1], x) if flip else x)
     ds = ds.map(lambda x: x / 127.5 - 1.0)
 
-    mapping, synthesis, discriminator = build(options["config"])
-    gan = StyleGAN(mapping, synthesis, discriminator, augment=options["policy"] if augment else "", r1_gamma=options["r1_gamma"],
-                   r1_interval=options["r1_interval"], style_mixing=options["style_mixing"], ema_kimg=options["ema_kimg"],
-                   seed=options["seed"])
-    # Adam(0, 0.99) as StyleGAN2, with the lazy-regularisation correction of the discriminator's lr and betas.
-    c = options["r1_interval"] / (options["r1_interval"] + 1) if options["r1_gamma"] > 0 else 1.0
-    gan.compile(d_optimizer=keras.optimizers.Adam(options["lr"] * c, beta_1=0.0, beta_2=0.99**c, epsilon=1e-8),
-                g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=0.0, beta_2=0.99, epsilon=1e-8))
+    def make_gan(jit_compile: bool):
+        mapping, synthesis, discriminator = build(options["config"])
+        gan = StyleGAN(mapping, synthesis, discriminator, augment=options["policy"] if augment else "", r1_gamma=options["r1_gamma"],
+                       r1_interval=options["r1_interval"], style_mixing=options["style_mixing"], ema_kimg=options["ema_kimg"],
+                       seed=options["seed"])
+        # Adam(0, 0.99) as StyleGAN2, with the lazy-regularisation correction of the discriminator's lr and betas.
+        c = options["r1_interval"] / (options["r1_interval"] + 1) if options["r1_gamma"] > 0 else 1.0
+        gan.compile(d_optimizer=keras.optimizers.Adam(options["lr"] * c, beta_1=0.0, beta_2=0.99**c, epsilon=1e-8),
+                    g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=0.0, beta_2=0.99, epsilon=1e-8),
+                    jit_compile=jit_compile)
+        return gan
+
+    # Runs saved before --jit-compile left it to Keras (XLA off on a CPU): those time it now.
+    jit = resolve_jit_compile(options, run_dir, resumed, None, make_gan, (bs, size, size, 3))
+    keras.utils.set_random_seed(options["seed"])  # the same initial weights whichever mode, timed or not
+    gan = make_gan(jit)
     initial_epoch = continue_finished_gan(run_dir, gan, resumed, options["epochs"])
     if resumed:
         # The step and image counters (R1 schedule, EMA ramp-up) are plain tf.Variables, outside the checkpoints.
