@@ -60,16 +60,20 @@ def onednn_enabled() -> bool:
 
 # TensorFlow 2.21's oneDNN aborts (segfault, "double free", malloc assertion) while training some nets
 # whose convolutions have fewer than 16 channels on AVX-512 machines, e.g. EmoNet with widths (8, 16) at
-# 48x48; 16 channels and more train fine, and TF_ENABLE_ONEDNN_OPTS=0 avoids it.
+# 48x48 (8 or 12 channels in the first stage); 16 channels and more train fine, and
+# TF_ENABLE_ONEDNN_OPTS=0 avoids it. Image-output convolutions (1 to 4 channels: the DCGAN's and
+# StyleGAN's to-RGB, the VAE's output) train fine there and are not counted.
 MIN_SAFE_CHANNELS = 16
+IMAGE_CHANNELS = 4
 
 
 def narrow_convolutions(model) -> list[str]:
-    """Names of the convolution layers (nested models included) with fewer than MIN_SAFE_CHANNELS filters."""
+    """Names of the convolution layers (nested models included) with more than IMAGE_CHANNELS and
+    fewer than MIN_SAFE_CHANNELS filters."""
     found = []
     for layer in model._flatten_layers(include_self=False, recursive=True):
         filters = getattr(layer, "filters", None)
-        if isinstance(filters, int) and "Conv" in type(layer).__name__ and filters < MIN_SAFE_CHANNELS:
+        if isinstance(filters, int) and "Conv" in type(layer).__name__ and IMAGE_CHANNELS < filters < MIN_SAFE_CHANNELS:
             found.append(f"{layer.name} ({filters})")
     return found
 

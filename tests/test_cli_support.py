@@ -95,9 +95,9 @@ def test_onednn_warning_names_narrow_convolutions(monkeypatch):
 
     from core.cpu import narrow_convolutions, onednn_training_warning
 
-    def net(width):
+    def net(width, out=16):
         x = keras.Input((16, 16, 1))
-        return keras.Model(x, keras.layers.Conv2D(16, 3)(keras.layers.Conv2D(width, 3, name="narrow")(x)))
+        return keras.Model(x, keras.layers.Conv2D(out, 3, name="out")(keras.layers.Conv2D(width, 3, name="narrow")(x)))
 
     avx512, avx2 = {"avx2", "avx512f", "avx512_vnni"}, {"avx2", "fma"}
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
@@ -105,6 +105,8 @@ def test_onednn_warning_names_narrow_convolutions(monkeypatch):
     message = onednn_training_warning(net(8), avx512)
     assert message and "\n" not in message and "narrow (8)" in message and "TF_ENABLE_ONEDNN_OPTS=0" in message
     assert onednn_training_warning(net(16), avx512) is None
+    assert onednn_training_warning(net(16, out=3), avx512) is None  # an RGB output layer trains fine
+    assert narrow_convolutions(net(12, out=3)) == ["narrow (12)"]
     assert onednn_training_warning(net(8), avx2) is None
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     assert onednn_training_warning(net(8), avx512) is None

@@ -192,6 +192,8 @@ def test_cli_resume_continues(trained_run, capsys):
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert sorted(os.listdir(trained_run / "samples")) == ["epoch_0001.png", "epoch_0002.png"]
+    with open(trained_run / "options.json") as f:
+        assert json.load(f)["epochs"] == 2  # kept for a later --resume without --epochs
 
 
 def test_morph_and_attribute_cli(trained_run, tmp_path, capsys):

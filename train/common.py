@@ -72,6 +72,8 @@ def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:
             if key in options and ctx is not None and ctx.get_parameter_source(key) is click.core.ParameterSource.COMMANDLINE:
                 saved[key] = options[key]
         saved["dry_run"] = bool(options.get("dry_run"))
+        if not saved["dry_run"]:  # a later resume continues with what this one changed (a raised --epochs)
+            write_json(os.path.join(run_dir, "options.json"), dict(saved, dry_run=False))
         return run_dir, saved, True
     if options.get("dry_run"):
         return "", options, False
