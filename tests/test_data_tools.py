@@ -342,6 +342,25 @@ def test_tfrecords_cli_binary_or_damaged_source(tmp_path, capsys, monkeypatch):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
 
 
+def test_emoji_sets_cli(tmp_path, capsys, monkeypatch):
+    """`emoji-sets` lists every set with its image licence; a set that is not installed is one line."""
+    monkeypatch.setenv("EMOTEKIT_EMOJI_DIR", str(tmp_path / "none"))
+    code, out, err = run(capsys, monkeypatch, "emoji-sets")
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines()[1:6]}
+    assert list(rows) == ["twemoji", "google", "twitter", "openmoji", "fluentui"]
+    for name, licence in (("twemoji", "CC-BY-4.0"), ("google", "Apache-2.0"), ("twitter", "CC-BY-4.0"),
+                          ("openmoji", "CC-BY-SA-4.0"), ("fluentui", "MIT")):
+        assert f" {licence} " in rows[name], rows[name]
+    assert "(not installed)" in rows["google"] and "(not installed)" not in rows["twemoji"]
+    assert "not installed: google, twitter, openmoji, fluentui; install with `bash scripts/setup.sh`" in out
+    code, _, err = run(capsys, monkeypatch, "tfrecords", "emoji:openmoji", "--out", tmp_path / "rec")
+    one_line_error(code, err, "emoji set 'openmoji' is not installed", "scripts/setup.sh")
+    assert not (tmp_path / "rec").exists()
+    code, _, err = run(capsys, monkeypatch, "emoji-sets", "--force")
+    one_line_error(code, err, "--force goes with --install")
+
+
 def test_module_entry_point(tmp_path):
     """`python -m data_pipelines` itself: exit 2, one line, no traceback."""
     r = subprocess.run([sys.executable, "-m", "data_pipelines", "square", str(tmp_path / "missing"), "--out", str(tmp_path / "o"),
