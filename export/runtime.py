@@ -14,8 +14,13 @@ def read_labels(model_path: str) -> list[str] | None:
     stem = os.path.splitext(model_path)[0]
     for p in (stem + ".labels.txt", os.path.join(os.path.dirname(model_path), "labels.txt")):
         if os.path.isfile(p):
-            with open(p) as f:
-                return [line.strip() for line in f if line.strip()]
+            try:
+                with open(p, encoding="utf-8-sig") as f:
+                    return [line.strip() for line in f if line.strip()]
+            except UnicodeDecodeError as e:
+                raise DataError(f"{p} is not UTF-8 text (byte {e.start}): expected one class name a line") from None
+            except OSError as e:
+                raise DataError(f"cannot read {p}: {e.strerror}") from None
     return None
 
 

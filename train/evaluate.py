@@ -112,11 +112,7 @@ def evaluate(model_path, data, usage, json_path, tta, limit):
     out_dir = os.path.dirname(os.path.abspath(json_path))
     if not os.path.isdir(out_dir):
         raise UserError(f"output folder does not exist: {out_dir}")
-    try:
-        clf = load_classifier(model_path)
-    except UnicodeDecodeError:  # export.runtime.read_labels opens labels.txt as text
-        stem = os.path.splitext(os.path.basename(model_path))[0]
-        raise UserError(f"the labels file beside {model_path} ({stem}.labels.txt or labels.txt) is not UTF-8 text") from None
+    clf = load_classifier(model_path)  # a labels file that is not text is a DataError (one line)
     in_shape, n_out = model_io(clf)
     if in_shape[0] != in_shape[1] or in_shape[2] not in (1, 3):
         raise UserError(f"{model_path} takes {in_shape[0]}x{in_shape[1]}x{in_shape[2]} input; evaluate needs a square grey or RGB image classifier")
