@@ -20,7 +20,7 @@ def common_options(defaults: dict):
 
     def decorator(f):
         opts = [
-            click.option("--data", multiple=True, help="Folder, FER CSV, emoji:twemoji[/faces|/all], tfds:fer2013 or TFRecord folder. Repeatable."),
+            click.option("--data", multiple=True, help="Folder, FER CSV, emoji:<set>[/faces|/all] or emoji:all, tfds:fer2013 or TFRecord folder. Repeatable."),
             click.option("--image-size", type=int, default=None, help="Square input size (default: the preset's)."),
             click.option("--epochs", type=click.IntRange(min=1), default=defaults.get("epochs", 10), show_default=True),
             click.option("--batch-size", type=click.IntRange(min=1), default=defaults.get("batch_size", 64), show_default=True, help="Global batch size."),
