@@ -368,11 +368,18 @@ def _manifest_entry(target: Target, r: dict) -> dict:
     metrics = {k: v[k] for k in keep if k in v}
     metrics["latency_ms_1_thread"] = r["latency_ms"]["1_thread"]
     metrics["verified"] = r["passed"]
-    return {
+    entry = {
         "name": r["name"], "task": r["task"], "path": r["file"], "labels": target.labels if target.family == "classifier" else None,
         "input": r["input"], "outputs": r["outputs"], "quant": r["quant"], "size_bytes": r["size_bytes"],
         "metrics": metrics, "command": r["command"], "commit": r["commit"],
     } | ({"latents": r["latents"]} if r.get("latents") else {})
+    shape = tuple(r["input"].get("shape") or target.input_shape)
+    if r["task"] == "expression" and len(shape) == 4 and shape[1] == shape[2] and shape[3] == 1:
+        # The crop that turns a face detector's box into this model's input, read by emojify and the page.
+        from core.crop import CropContract
+
+        entry["crop"] = CropContract(size=int(shape[1])).to_dict()
+    return entry
 
 
 def write_outputs(out_dir: str, results, side_files=()):

@@ -1,8 +1,9 @@
 """python -m mobile_demo emojify --image F | --video F | --camera N [--out F] [--top-k K] [--model PATH]
 
-Finds the faces (BlazeFace, or OpenCV's Haar cascade without it), classifies each 48x48 grey crop
-with the expression `.tflite` (the one mobile_demo/models/manifest.json lists for the task
-"expression", unless --model names another), prints the top-k emoji of each face, and writes the
+Finds the faces (BlazeFace, or OpenCV's Haar cascade without it), crops each one as the model's crop
+contract says (core.crop: the "crop" of its entry in mobile_demo/models/manifest.json, which the keyboard
+page reads too), classifies the crop with the expression `.tflite` (the one the manifest lists for the
+task "expression", unless --model names another), prints the top-k emoji of each face, and writes the
 picture or video with every face replaced by its best emoji (twemoji, alpha-blended, scaled to the
 face and turned with the line of the eyes when the detector gives eye points).
 """
@@ -24,7 +25,6 @@ from train.cli_support import UserError, atomic_path, run_cli  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = os.path.join(HERE, "models")
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
-EMOJI_MARGIN = 0.15  # the emoji covers the classifier's crop box enlarged by this much
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -48,23 +48,40 @@ def default_model(models_dir: str = MODELS) -> str:
     return os.path.join(models_dir, found[0]["path"])
 
 
-def _manifest_labels(model_path: str):
-    manifest = os.path.join(os.path.dirname(model_path), "manifest.json")
+def manifest_entry(model_path: str, manifest: str | None = None) -> dict | None:
+    """The entry of `manifest` (default: the manifest.json beside the model) whose path is the model, or None."""
+    manifest = manifest or os.path.join(os.path.dirname(model_path), "manifest.json")
     try:
         with open(manifest) as f:
             doc = json.load(f)
-        for m in doc.get("models", []) if isinstance(doc, dict) else doc:
-            if os.path.normpath(os.path.join(os.path.dirname(model_path), m.get("path", ""))) == os.path.normpath(model_path):
-                return m.get("labels")
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass
+    except (OSError, ValueError):
+        return None
+    models = doc.get("models", []) if isinstance(doc, dict) else doc
+    base = os.path.dirname(manifest)
+    for m in models if isinstance(models, list) else []:
+        if isinstance(m, dict) and isinstance(m.get("path"), str) and \
+                os.path.normpath(os.path.join(base, m["path"])) == os.path.normpath(model_path):
+            return m
     return None
 
 
-class ExpressionModel:
-    """The classifier plus the mapping of its outputs onto the emoji table's label order."""
+def crop_contract(entry: dict | None, size: int, where: str = "the manifest"):
+    """The model's crop contract (core.crop): its manifest entry's "crop", else the default one for `size`."""
+    from core.crop import CropContract
 
-    def __init__(self, path: str):
+    try:
+        contract = CropContract.from_dict((entry or {}).get("crop"), size=size)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{where}: {e}") from None
+    if contract.size != size:
+        raise UserError(f"{where}: the crop contract makes {contract.size}x{contract.size} crops, the model takes {size}x{size}")
+    return contract
+
+
+class ExpressionModel:
+    """The classifier plus the mapping of its outputs onto the emoji table's label order, and its crop contract."""
+
+    def __init__(self, path: str, manifest: str | None = None):
         from export.runtime import load_classifier
         from mobile_demo.emoji_table import LABELS
 
@@ -72,12 +89,14 @@ class ExpressionModel:
         self.clf = load_classifier(path, num_threads=1)
         if self.clf.channels != 1:
             raise UserError(f"{path} takes {self.clf.channels}-channel images; the expression model takes grey (1 channel)")
-        labels = self.clf.labels or _manifest_labels(path) or list(LABELS)
+        entry = manifest_entry(path, manifest)
+        labels = self.clf.labels or (entry or {}).get("labels") or list(LABELS)
         labels = [str(x).lower() for x in labels]
         if sorted(labels) != sorted(LABELS):
             raise UserError(f"{path} predicts {labels}, not the seven expressions {list(LABELS)}")
         self.order = [labels.index(k) for k in LABELS]
         self.size = self.clf.input_size
+        self.contract = crop_contract(entry, self.size, f"{manifest or 'the manifest'} ({os.path.basename(path)})")
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         """48x48 grey uint8 crop -> 7 probabilities in emoji_table.LABELS order."""
@@ -146,31 +165,44 @@ def eye_angle(face) -> float:
 
 
 class Emojifier:
-    def __init__(self, model_path: str | None, detector: str = "auto", top_k: int = 3, min_score: float | None = None):
+    def __init__(self, model_path: str | None, detector: str = "auto", top_k: int = 3, min_score: float | None = None,
+                 manifest: str | None = None):
+        import dataclasses
+
         from mobile_demo.emoji_table import load_table
         from mobile_demo.face_detector import load_detector
 
-        self.model = ExpressionModel(model_path or default_model())
+        self.model = ExpressionModel(model_path or default_model(), manifest)
         self.detector = load_detector(detector)
         if min_score is not None and hasattr(self.detector, "min_score"):
             self.detector.min_score = min_score
+        # The model's crop contract; a detector whose boxes frame faces otherwise (Haar) keeps its own geometry.
+        self.contract = self.model.contract
+        geometry = getattr(self.detector, "crop_geometry", None)
+        if geometry:
+            self.contract = dataclasses.replace(self.contract, **geometry)
         self.table = load_table()
         self.sprites = EmojiSprites(self.table)
         self.top_k = top_k
 
+    def classify(self, rgb: np.ndarray):
+        """[(face, crop, probs)] for every face of an RGB uint8 frame, the detector's best first."""
+        from core.crop import crop
+
+        return [(face, c, self.model(c)) for face in self.detector.detect(rgb)
+                for c in [crop(rgb, (face.x, face.y, face.w, face.h), self.contract)]]
+
     def process(self, rgb: np.ndarray):
         """Finds and classifies the faces of an RGB uint8 frame; returns (frame with emoji, [(face, probs, top-k)])."""
-        from mobile_demo.face_detector import crop_face, square_box
+        from mobile_demo.face_detector import square_box
 
-        d = self.detector
         results = []
         out = rgb.copy()
-        for face in d.detect(rgb):
-            crop = crop_face(rgb, face, self.model.size, d.crop_margin, d.crop_shift)
-            probs = self.model(crop)
+        scale, shift = self.detector.emoji_geometry
+        for face, _, probs in self.classify(rgb):
             top = self.table.rank(probs, self.top_k)
             results.append((face, probs, top))
-            box = square_box(face, (1 + d.crop_margin) * (1 + EMOJI_MARGIN) - 1, d.crop_shift)
+            box = square_box(face, scale, shift)
             paste_emoji(out, self.sprites.get(top[0][0]), box, eye_angle(face))
         return out, results
 

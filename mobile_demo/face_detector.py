@@ -132,17 +132,21 @@ def letterbox(image: np.ndarray, size: int = INPUT_SIZE):
     """RGB uint8 HxWx3 -> (size x size x 3 float32 in [-1, 1], scale, pad_x, pad_y) keeping the aspect ratio.
 
     A pixel (x, y) of the input lands at (x * scale + pad_x, y * scale + pad_y) in the square; the
-    border is 0 (mid grey after scaling), as MediaPipe's ImageToTensorCalculator with keep_aspect_ratio.
+    border is 0 (mid grey after scaling). The image is shrunk to round(w * scale) x round(h * scale)
+    (halves up) with pixel-area weights (bilinear to enlarge) and no rounding to uint8: OpenCV's
+    INTER_AREA (INTER_LINEAR) on float32, which is core.crop.resample, the page's blazeface.js resample,
+    up to float32 rounding (1e-5 of a grey level in the tensor).
     """
     import cv2
 
     h, w = image.shape[:2]
     scale = size / max(h, w)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    nw, nh = max(1, int(np.floor(w * scale + 0.5))), max(1, int(np.floor(h * scale + 0.5)))
     pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
     out = np.zeros((size, size, 3), np.float32)
-    out[pad_y:pad_y + nh, pad_x:pad_x + nw] = resized.astype(np.float32) / 127.5 - 1.0
+    region = cv2.resize(np.ascontiguousarray(image[:, :, :3], np.float32), (nw, nh),
+                        interpolation=cv2.INTER_AREA if scale <= 1 else cv2.INTER_LINEAR)  # core.crop: bilinear to enlarge
+    out[pad_y:pad_y + nh, pad_x:pad_x + nw] = np.clip(region / 127.5 - 1.0, -1.0, 1.0)  # float32 sums overshoot a little
     return out, scale, pad_x, pad_y
 
 
@@ -161,10 +165,11 @@ class BlazeFaceDetector:
     """BlazeFace short-range (faces up to ~2 m from a phone camera) on RGB uint8 images of any shape."""
 
     name = "blazeface"
-    # BlazeFace's box runs from the brows to the chin; FER-2013 crops are ~1.2x larger and centred
-    # higher (measured on FER test faces pasted into a canvas): crop with this margin and shift.
-    crop_margin = 0.2
-    crop_shift = -0.085
+    # The crop around this box is the expression model's contract (core.crop, the manifest's "crop"),
+    # whose scale and shift are measured for BlazeFace boxes: no override here.
+    crop_geometry = None
+    # The emoji that replaces a face covers this square around the box (scale, shift), hair included.
+    emoji_geometry = (1.38, -0.085)
 
     def __init__(self, path: str = BLAZEFACE_PATH, min_score: float = MIN_SCORE, iou_threshold: float = NMS_IOU,
                  num_threads: int | None = None):
@@ -216,8 +221,10 @@ class HaarDetector:
     """OpenCV's frontal-face Haar cascade: the fallback when BlazeFace isn't installed."""
 
     name = "haar"
-    crop_margin = 0.0
-    crop_shift = 0.0
+    # The cascade's box already frames a face about as FER-2013 does: crop the box itself (the
+    # contract's scale and shift are for BlazeFace boxes; its grey, resize and border still apply).
+    crop_geometry = {"scale": 1.0, "shift": 0.0}
+    emoji_geometry = (1.15, 0.0)
 
     def __init__(self, min_size: int = 24):
         import cv2
@@ -247,31 +254,19 @@ def load_detector(kind: str = "auto", path: str = BLAZEFACE_PATH):
     return BlazeFaceDetector(path)
 
 
-def square_box(face: Face, margin: float = 0.0, shift: float = 0.0) -> tuple[int, int, int, int]:
-    """A square (x0, y0, x1, y1) around the face centre moved down by `shift` x the face's side,
-    side = max(w, h) * (1 + margin). It may extend past the image."""
+def square_box(face: Face, scale: float = 1.0, shift: float = 0.0) -> tuple[int, int, int, int]:
+    """A square (x0, y0, x1, y1) in whole pixels around the face centre moved down by `shift` x the
+    face's side, side = max(w, h) * scale (the emoji's box). It may extend past the image."""
     side0 = max(face.w, face.h)
-    side = side0 * (1.0 + margin)
+    side = side0 * scale
     cx, cy = face.x + face.w / 2, face.y + face.h / 2 + shift * side0
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
     s = max(1, int(round(side)))
     return x0, y0, x0 + s, y0 + s
 
 
-def crop_face(image: np.ndarray, face: Face, size: int = 48, margin: float = 0.0, shift: float = 0.0) -> np.ndarray:
-    """The face as a size x size grey uint8 crop, edge-replicated past the image border.
+def crop_face(image: np.ndarray, face: Face, contract=None) -> np.ndarray:
+    """The face as the crop contract's size x size grey uint8 crop (core.crop; default: its defaults)."""
+    from core.crop import DEFAULT, crop
 
-    Pass the detector's `crop_margin` / `crop_shift` for FER-2013-like framing."""
-    import cv2
-
-    rgb = to_rgb(image)
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    x0, y0, x1, y1 = square_box(face, margin, shift)
-    h, w = grey.shape
-    pad = max(0, -x0, -y0, x1 - w, y1 - h)
-    if pad:
-        grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
-    crop = grey[y0:y1, x0:x1]
-    interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interp)
+    return crop(image, (face.x, face.y, face.w, face.h), contract or DEFAULT)

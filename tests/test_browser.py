@@ -394,3 +394,151 @@ def test_stylegan_sliders_draw_the_python_face(report, served):
         _invoke(train_cli, ["stylegan-edit", served["run"], "--seed", str(s["id"]), *attrs, "--scale", "1", "--out", out])
         keras_img = np.asarray(Image.open(out).convert("RGB"), int)
         assert np.abs(_page_image(s["edited"]).astype(int) - keras_img).mean() <= KERAS_MEAN_LEVELS
+
+
+# --- one crop contract: the page's crop is Python's (core.crop) ----------------------------------------------
+
+# Boxes (x, y, w, h) in frame pixels: inside with fractional corners, past each edge, smaller than the
+# 48-px crop (bilinear enlargement), larger than the frame, not square.
+CROP_BOXES = [(100.3, 50.7, 200.2, 190.9), (-30.5, -20.2, 120.0, 130.0), (560.1, 380.6, 90.0, 100.0),
+              (10.25, 10.75, 20.5, 20.5), (-100.0, -200.0, 900.0, 800.0), (200.0, 100.0, 60.0, 140.0)]
+# Contracts besides the manifest's: another border, fill, grey weights, fixed-point bits, scale and shift.
+CROP_CONTRACTS = [None, {"border": "constant", "fill": 77, "scale": 1.3, "shift": 0.1,
+                         "grey": [0.2126, 0.7152, 0.0722], "grey_bits": 16}]
+
+
+def _crop_frames() -> list[np.ndarray]:
+    """Random colour noise (every rounding shows), a FER test face on a gradient, an odd-sized frame."""
+    import cv2
+
+    rng = np.random.default_rng(13)
+    noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    grad = np.empty((480, 640, 3), np.uint8)
+    grad[:] = np.linspace(0, 255, 640, dtype=np.uint8)[None, :, None]
+    grad[:, :, 2] = np.linspace(255, 0, 480, dtype=np.uint8)[:, None]
+    files = sorted(glob.glob(os.path.join(FER_TEST, "happy", "*.jpg")))
+    face = cv2.imread(files[0], cv2.IMREAD_GRAYSCALE) if files else rng.integers(0, 256, (48, 48), dtype=np.uint8)
+    grad[100:300, 220:420] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)[:, :, None]
+    odd = np.clip(rng.normal(128, 60, (251, 333, 3)), 0, 255).astype(np.uint8)
+    return [noise, grad, odd]
+
+
+@pytest.fixture(scope="module")
+def page_crops(tmp_path_factory):
+    """tests/browser/frames.mjs on the frames: the page's crops of CROP_BOXES under CROP_CONTRACTS, its
+    detector input, and its whole pipeline (served from MODELS, as `python -m mobile_demo` serves it)."""
+    from PIL import Image
+
+    why = _missing()
+    if why:
+        pytest.skip(why)
+    tmp = tmp_path_factory.mktemp("crop")
+    frames = _crop_frames()
+    cases = []
+    for i, frame in enumerate(frames):
+        png = str(tmp / f"frame{i}.png")
+        Image.fromarray(frame).save(png)
+        boxes = [{"x": x, "y": y, "width": w, "height": h} for x, y, w, h in CROP_BOXES]
+        cases += [{"png": png, "op": "crop", "boxes": boxes, "contract": c} for c in CROP_CONTRACTS]
+        cases += [{"png": png, "op": "detector_input"}, {"png": png, "op": "process"}]
+    with open(tmp / "cases.json", "w") as f:
+        json.dump({"cases": cases}, f)
+    server = srv.make_server("127.0.0.1", 0, models_dir=MODELS)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cmd = ["node", os.path.join(ROOT, "tests", "browser", "frames.mjs"), "--url", f"http://127.0.0.1:{server.server_address[1]}/",
+               "--cases", str(tmp / "cases.json"), "--out", str(tmp / "out.json")]
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(tmp / "out.json") as f:
+        out = json.load(f)
+    assert out["page"]["state"] == "ready", out["page"]
+    assert not out["page_errors"] and not out["console_errors"], (out["page_errors"], out["console_errors"])
+    results = iter(out["results"])
+    per_frame = []
+    for _ in frames:
+        per_frame.append({"crops": [next(results) for _ in CROP_CONTRACTS], "detector_input": next(results),
+                          "process": next(results)})
+    return {"frames": frames, "page": out["page"], "per_frame": per_frame}
+
+
+def test_page_falls_back_on_pythons_default_contract(page_crops):
+    from core.crop import CropContract
+
+    assert page_crops["page"]["default_contract"] == CropContract().to_dict()
+
+
+def test_page_reads_the_crop_contract_from_the_manifest(page_crops):
+    """The page's contract is the manifest's "crop" (the one `emojify` reads for the same model)."""
+    from mobile_demo.emojify import ExpressionModel
+
+    entry = _manifest_entry("expression")
+    if entry is None:
+        pytest.skip("no expression model in the manifest")
+    python = ExpressionModel(os.path.join(MODELS, entry["path"])).contract.to_dict()
+    assert page_crops["page"]["contract"] == python
+    if "crop" in entry:
+        assert python == {**python, **entry["crop"]}
+
+
+def test_page_crop_matches_python_pixel_for_pixel(page_crops):
+    """The page's crop (crop.js) and core.crop on the same frames and boxes. Both run the same integer grey
+    and the same float64 operations in the same order (IEEE-754 in V8 and numpy alike, no fused multiply-add),
+    so they agree exactly; one grey level is allowed for a sum that lands on .5 when rounded to uint8."""
+    from core.crop import CropContract, crop
+
+    page_contract = CropContract.from_dict(page_crops["page"]["contract"])
+    checked, differ = 0, 0
+    for frame, res in zip(page_crops["frames"], page_crops["per_frame"]):
+        for spec, crops in zip(CROP_CONTRACTS, res["crops"]):
+            contract = CropContract.from_dict(spec) if spec else page_contract
+            for box, page in zip(CROP_BOXES, crops):
+                py = crop(frame, box, contract)
+                page = np.asarray(page, np.int64).reshape(py.shape)
+                diff = np.abs(page - py)
+                assert diff.max() <= 1, f"box {box}, contract {spec or 'manifest'}: page and Python differ by {diff.max()} levels"
+                checked += diff.size
+                differ += int((diff > 0).sum())
+    assert differ <= checked // 1000, f"{differ} of {checked} pixels differ by one level"
+
+
+def test_page_detector_input_matches_python(page_crops):
+    """BlazeFace's 128x128 letterboxed input: the same pixel-area resample (float64 in the page, OpenCV's float32
+    INTER_AREA in Python), so they agree to float32 accumulation error (~1e-7 measured; 1e-5 = 0.0006 grey levels)."""
+    from mobile_demo import face_detector as fd
+
+    for frame, res in zip(page_crops["frames"], page_crops["per_frame"]):
+        page = np.asarray(res["detector_input"], np.float32).reshape(128, 128, 3)
+        np.testing.assert_allclose(page, fd.letterbox(frame)[0], rtol=0, atol=1e-5)
+
+
+def test_page_pipeline_crops_the_face_as_emojify(page_crops):
+    """The whole page pipeline (BlazeFace in LiteRT.js, the crop, the model) against emojify's on a frame with a
+    face: the same box (the detectors differ only by float rounding), the same crop, the same expression."""
+    if not os.path.isfile(os.path.join(srv.STATIC, "vendor", "face_detection_short_range.tflite")):
+        pytest.skip("BlazeFace is not set up")
+    entry = _manifest_entry("expression")
+    if entry is None:
+        pytest.skip("no expression model in the manifest")
+    from mobile_demo.emoji_table import LABELS
+    from mobile_demo.emojify import Emojifier
+
+    em = Emojifier(os.path.join(MODELS, entry["path"]), detector="blazeface")
+    frame, page = page_crops["frames"][1], page_crops["per_frame"][1]["process"]
+    found = em.classify(frame)
+    assert found and page["face"], (found, page["face"])
+    face, crop, probs = found[0]
+    f = page["face"]
+    np.testing.assert_allclose([f["x"], f["y"], f["width"], f["height"]], [face.x, face.y, face.w, face.h], atol=0.05)
+    diff = np.abs(np.asarray(page["crop"], np.int64).reshape(crop.shape) - crop)
+    assert diff.max() <= 1
+    labels = [str(x).lower() for x in entry["labels"]]
+    # The two runtimes (LiteRT.js's wasm XNNPack, ai_edge_litert's native one) may requantize a few values
+    # one int8 step apart: the probabilities agree to a few steps, the answer wherever it is not a near tie.
+    np.testing.assert_allclose(np.asarray(page["probs"])[[labels.index(k) for k in LABELS]], probs, atol=0.02)
+    top2 = np.sort(probs)[-2:]
+    if top2[1] - top2[0] > 0.05:
+        assert labels[int(np.argmax(page["probs"]))] == LABELS[int(np.argmax(probs))]

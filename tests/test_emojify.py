@@ -256,3 +256,71 @@ def test_paste_emoji_blends_clips_and_turns():
     bar[30:42, :, 0] = bar[30:42, :, 3] = 255  # a horizontal bar ...
     paste_emoji(turned, bar, (0, 0, 40, 40), angle_deg=90)  # ... turned upright
     assert turned[2:38, 18:22, 0].mean() > 200 and turned[18:22, 2:8, 0].mean() < 30
+
+
+# --- the crop contract comes from the manifest ------------------------------------------------------------
+
+def _models_dir_with_crop(models, tmp_path, crop):
+    import shutil
+
+    d = tmp_path / "withcrop"
+    os.makedirs(d, exist_ok=True)
+    shutil.copyfile(models["happy"], d / "expr.tflite")
+    entry = {"task": "expression", "path": "expr.tflite", "quant": "fp32", "labels": list(et.LABELS)}
+    if crop is not None:
+        entry["crop"] = crop
+    (d / "manifest.json").write_text(json.dumps({"version": 1, "models": [entry]}))
+    return str(d / "expr.tflite")
+
+
+def test_emojify_reads_the_crop_contract_from_the_manifest(models, tmp_path):
+    from core.crop import DEFAULT, CropContract
+    from mobile_demo.emojify import Emojifier, ExpressionModel
+
+    crop = {"scale": 1.4, "shift": 0.05, "border": "constant", "fill": 10}
+    path = _models_dir_with_crop(models, tmp_path, crop)
+    assert ExpressionModel(path).contract == CropContract(**crop)
+    em = Emojifier(path, detector="blazeface" if os.path.isfile(_blazeface()) else "haar")
+    expected = CropContract(**crop) if em.detector.name == "blazeface" else CropContract(**(crop | {"scale": 1.0, "shift": 0.0}))
+    assert em.contract == expected
+    haar = Emojifier(path, detector="haar")  # Haar keeps its own box geometry, the rest is the model's
+    assert (haar.contract.scale, haar.contract.shift, haar.contract.border, haar.contract.fill) == (1.0, 0.0, "constant", 10)
+    # another manifest can be named; a model outside any manifest gets the default contract
+    other = _models_dir_with_crop(models, tmp_path / "b", {"scale": 1.1})
+    assert ExpressionModel(path, manifest=os.path.join(os.path.dirname(other), "manifest.json")).contract == DEFAULT
+    assert ExpressionModel(other).contract.scale == 1.1
+    assert ExpressionModel(models["happy"]).contract == DEFAULT
+
+
+def _blazeface():
+    from mobile_demo.face_detector import BLAZEFACE_PATH
+
+    return BLAZEFACE_PATH
+
+
+@pytest.mark.parametrize("crop,expect", [({"border": "mirror"}, "bad crop contract"), ({"size": 64}, "the model takes 48x48")])
+def test_emojify_rejects_a_bad_crop_contract(models, tmp_path, crop, expect):
+    from mobile_demo.emojify import ExpressionModel
+    from train.cli_support import UserError
+
+    with pytest.raises(UserError, match=expect):
+        ExpressionModel(_models_dir_with_crop(models, tmp_path, crop))
+
+
+def test_export_writes_the_default_crop_contract_for_expression_models():
+    from types import SimpleNamespace
+
+    from core.crop import CropContract
+    from export.cli import _manifest_entry
+
+    def entry(task, shape):
+        target = SimpleNamespace(family="classifier", labels=list(et.LABELS), input_shape=tuple(shape))
+        report = {"name": "m", "task": task, "file": "m.tflite", "input": {"shape": list(shape)}, "outputs": [],
+                  "quant": "int8", "size_bytes": 1, "command": "", "commit": "", "latency_ms": {"1_thread": 1.0},
+                  "passed": True, "verification": {"accuracy": 0.5}}
+        return _manifest_entry(target, report)
+
+    assert entry("expression", (1, 48, 48, 1))["crop"] == CropContract().to_dict()
+    assert entry("expression", (1, 64, 64, 1))["crop"] == CropContract(size=64).to_dict()
+    assert "crop" not in entry("expression", (1, 224, 224, 3))  # a colour model: not this grey contract
+    assert "crop" not in entry("vae-encoder", (1, 64, 64, 1))

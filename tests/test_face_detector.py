@@ -91,15 +91,68 @@ def test_letterbox_keeps_aspect_and_maps_back():
 
 
 def test_square_box_and_crop_outside_the_image():
+    from core.crop import CropContract
+
     f = fd.Face(-10, 5, 40, 20, 0.9)
     assert fd.square_box(f) == (-10, -5, 30, 35)
-    assert fd.square_box(f, margin=0.5, shift=0.25) == (-20, -5, 40, 55)
+    assert fd.square_box(f, scale=1.5, shift=0.25) == (-20, -5, 40, 55)
     img = np.full((30, 30, 3), 200, np.uint8)
-    crop = fd.crop_face(img, f, size=48)
+    crop = fd.crop_face(img, f)
     assert crop.shape == (48, 48) and crop.dtype == np.uint8 and np.all(crop == 200)
+    grey = fd.crop_face(img, f, CropContract(border="constant", fill=9, scale=1.0, shift=0.0))
+    assert grey[0, 0] == 9 and grey[-1, -1] == 9 and grey[24, 24] == 200  # corners outside the image, centre inside
 
 
-# --- real faces --------------------------------------------------------------------------------
+# --- the crop contract (core.crop) --------------------------------------------------------------------
+
+def test_crop_contract_round_trips_and_rejects_bad_values():
+    from core.crop import DEFAULT, CropContract
+
+    d = DEFAULT.to_dict()
+    assert CropContract.from_dict(d) == DEFAULT
+    assert CropContract.from_dict(None, size=64).size == 64
+    assert CropContract.from_dict({"size": 40}, size=64).size == 40  # the manifest's value wins over a default
+    assert CropContract.from_dict({"scale": 1}).scale == 1  # JSON writes 1.0 as 1
+    for bad in ({"border": "mirror"}, {"resize": "cubic"}, {"grey": [1, 1, 1]}, {"size": 0}, {"scale": -1},
+                {"fill": 300}, {"colour": "grey"}):
+        with pytest.raises(ValueError, match="bad crop contract"):
+            CropContract.from_dict(bad)
+    assert DEFAULT.grey_coefficients() == (4899, 9617, 1868) and sum(DEFAULT.grey_coefficients()) == 1 << 14
+    left, top, side = CropContract(scale=1.5, shift=-0.1).square(10, 20, 40, 30)
+    assert (left, top, side) == pytest.approx((0.0, 1.0, 60.0))  # centre (30, 20 + 15 - 0.1 * 40)
+
+
+def test_crop_grey_and_area_resize_agree_with_opencv():
+    """Grey: 14-bit fixed-point 601 luma, OpenCV's weights (its 4.13 cvtColor rounds ~0.3 % of pixels the other
+    way). Area resize of a whole-pixel square: OpenCV's INTER_AREA (which rounds its uint8 result, hence 1 level)."""
+    import cv2
+
+    from core.crop import DEFAULT, crop_square, resample, to_grey
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    grey = to_grey(img)
+    rgb = img.astype(np.int64)
+    np.testing.assert_array_equal(grey, (4899 * rgb[..., 0] + 9617 * rgb[..., 1] + 1868 * rgb[..., 2] + 8192) >> 14)
+    ocv = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(int)
+    assert np.abs(grey - ocv).max() <= 1 and (grey != ocv).mean() < 0.01
+    assert np.array_equal(to_grey(grey), grey) and np.array_equal(to_grey(img[:, :, :1]), img[:, :, 0])
+    for x, y, side in ((10, 5, 96), (0, 0, 120), (7, 3, 100), (30, 20, 48)):
+        ours = crop_square(grey, x, y, side, DEFAULT)
+        ref = cv2.resize(grey[y:y + side, x:x + side], (48, 48), interpolation=cv2.INTER_AREA)
+        assert np.abs(ours.astype(int) - ref).max() <= 1, (x, y, side)
+    # past the edges: replicate is OpenCV's BORDER_REPLICATE, constant its BORDER_CONSTANT
+    pad = cv2.copyMakeBorder(grey, 40, 40, 40, 40, cv2.BORDER_REPLICATE)
+    ref = cv2.resize(pad[10:10 + 96, 100:100 + 96], (48, 48), interpolation=cv2.INTER_AREA)
+    assert np.abs(crop_square(grey, 60, -30, 96, DEFAULT).astype(int) - ref).max() <= 1
+    const = resample(grey, -8, -8, 16, 16, 4, 4, "constant", 7)
+    assert const[0, 0] == pytest.approx(7) and const[-1, -1] == pytest.approx(grey[4:8, 4:8].mean())
+    # enlarging a square smaller than the output: bilinear between pixel centres, a flat area stays flat
+    flat = np.full((50, 50), 90, np.uint8)
+    assert np.all(crop_square(flat, 5.5, 5.5, 20, DEFAULT) == 90)
+
+
+# --- real faces# --- real faces --------------------------------------------------------------------------------
 
 def fer_faces(cls="happy", n=10):
     files = sorted(glob.glob(os.path.join(FER_TEST, cls, "*.jpg")))[:n]

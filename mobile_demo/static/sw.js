@@ -4,7 +4,7 @@
 const CACHE = 'emotekit-v1';
 const SHELL = [
   '/', '/index.html', '/css/app.css', '/manifest.webmanifest', '/icons/icon-192.png', '/icons/icon-512.png',
-  '/js/app.js', '/js/runtime.js', '/js/blazeface.js', '/js/suggest.js', '/js/keyboard.js', '/js/emote.js',
+  '/js/app.js', '/js/runtime.js', '/js/blazeface.js', '/js/crop.js', '/js/suggest.js', '/js/keyboard.js', '/js/emote.js',
   '/js/emote_noise.js', '/emoji_keyboard.json', '/emoji_map.json', '/models/manifest.json',
   '/vendor/litertjs/core/dist/index.js', '/vendor/litertjs/wasm-utils/dist/index.js',
   '/vendor/face_detection_short_range.tflite',

@@ -1,4 +1,6 @@
 // The Emotekit keyboard page: wires the models, the camera loop, the keyboard and the panels.
+import {toInput as detectorInput} from './blazeface.js';
+import {DEFAULT_CONTRACT, contractFrom, cropBox} from './crop.js';
 import {setupDcgan, setupMorph, setupStylegan} from './emote.js';
 import {Keyboard, TextField, pushRecent} from './keyboard.js';
 import {Runner, findModel, loadManifest, loadRuntime} from './runtime.js';
@@ -261,7 +263,12 @@ async function main() {
       loadDetector(),
       fetchJson('/emoji_map.json').catch(() => null),
     ]);
-    state.pipeline = new FacePipeline(detector, classifier);
+    try {
+      state.pipeline = new FacePipeline(detector, classifier, expression.crop || null);
+    } catch (e) {
+      console.warn('expression model:', e.message);
+      notes.push(`No camera suggestions: ${e.message}`);
+    }
     const entries = table ? parseEmojiTable(table, state.labels) : [];
     if (!entries.length) notes.push('emoji table missing');
     state.ranker = new EmojiRanker(entries, state.labels);
@@ -295,7 +302,49 @@ window.emotekit = {
     }
     return s.summary();
   },
+  frames: {
+    /** The page's crop contract (from the manifest), and the one it falls back on without a "crop" entry. */
+    contract: () => state.pipeline && state.pipeline.contract,
+    defaultContract: () => DEFAULT_CONTRACT,
+    /** Runs the page's pipeline (detector, crop, model) on a PNG frame given as base64. */
+    async process(png64) {
+      const bmp = await decodePng(png64);
+      const r = await state.pipeline.process(bmp, bmp.width, bmp.height);
+      const out = {width: bmp.width, height: bmp.height, face: r.face, box: r.box, ms: r.ms,
+        probs: r.probs && Array.from(r.probs), crop: r.crop && Array.from(r.crop)};
+      bmp.close();
+      return out;
+    },
+    /** The contract's crop of a PNG frame for a detector box {x, y, width, height} (contract: the page's unless given). */
+    async crop(png64, boxes, contract = null) {
+      const c = contract ? contractFrom(contract) : state.pipeline ? state.pipeline.contract : contractFrom(null);
+      const bmp = await decodePng(png64);
+      const rgba = pixels(bmp);
+      const crops = boxes.map((b) => Array.from(cropBox(rgba, bmp.width, bmp.height, b, c)));
+      bmp.close();
+      return crops;
+    },
+    /** The detector's 128x128x3 input for a PNG frame. */
+    async detectorInput(png64) {
+      const bmp = await decodePng(png64);
+      const rgba = pixels(bmp);
+      const t = Array.from(detectorInput(rgba, bmp.width, bmp.height));
+      bmp.close();
+      return t;
+    },
+  },
 };
+
+function pixels(bmp) {
+  const ctx = new OffscreenCanvas(bmp.width, bmp.height).getContext('2d', {willReadFrequently: true});
+  ctx.drawImage(bmp, 0, 0);
+  return ctx.getImageData(0, 0, bmp.width, bmp.height).data;
+}
+
+async function decodePng(png64) {
+  const bytes = Uint8Array.from(atob(png64), (ch) => ch.charCodeAt(0));
+  return createImageBitmap(new Blob([bytes], {type: 'image/png'}), {colorSpaceConversion: 'none', premultiplyAlpha: 'none'});
+}
 
 main().catch((e) => {
   console.error(e);

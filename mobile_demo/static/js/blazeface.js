@@ -3,6 +3,8 @@
 // 1x896x1 (logits). The anchors and the box decoding follow MediaPipe's short-range graph
 // (SsdAnchorsCalculator + TensorsToDetectionsCalculator + weighted non-max suppression).
 
+import {resample} from './crop.js';
+
 export const INPUT_SIZE = 128;
 
 // SsdAnchorsCalculator options of face_detection_short_range.pbtxt.
@@ -54,20 +56,33 @@ export function ssdAnchors(opts = ANCHOR_OPTIONS) {
 
 export const ANCHORS = ssdAnchors();
 
-/** Letterbox geometry that fits a W x H frame into the 128x128 input (MediaPipe keep_aspect_ratio). */
+/**
+ * Letterbox geometry that fits a W x H frame into the 128x128 input (MediaPipe keep_aspect_ratio), in
+ * whole pixels as mobile_demo/face_detector.py's letterbox: round(W * scale) x round(H * scale), centred.
+ */
 export function letterbox(width, height) {
   const scale = INPUT_SIZE / Math.max(width, height);
-  const w = width * scale;
-  const h = height * scale;
-  return {scale, w, h, padX: (INPUT_SIZE - w) / 2, padY: (INPUT_SIZE - h) / 2};
+  const w = Math.max(1, Math.floor(width * scale + 0.5));
+  const h = Math.max(1, Math.floor(height * scale + 0.5));
+  return {scale, w, h, padX: Math.floor((INPUT_SIZE - w) / 2), padY: Math.floor((INPUT_SIZE - h) / 2)};
 }
 
-/** RGBA pixels of the 128x128 letterboxed canvas -> Float32Array 1x128x128x3 in [-1, 1]. */
-export function toInput(rgba, out = new Float32Array(INPUT_SIZE * INPUT_SIZE * 3)) {
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    out[j] = rgba[i] / 127.5 - 1;
-    out[j + 1] = rgba[i + 1] / 127.5 - 1;
-    out[j + 2] = rgba[i + 2] / 127.5 - 1;
+/**
+ * RGBA pixels of a W x H frame -> the Float32Array 1x128x128x3 input in [-1, 1]: the frame shrunk by
+ * crop.js's pixel-area resample (no rounding), the border 0 (mid grey), as face_detector.letterbox.
+ */
+export function toInput(rgba, width, height, out = new Float32Array(INPUT_SIZE * INPUT_SIZE * 3)) {
+  const lb = letterbox(width, height);
+  out.fill(0);
+  const region = resample(rgba, width, height, 3, 4, 0, 0, width, height, lb.w, lb.h, 'replicate');
+  for (let y = 0; y < lb.h; y++) {
+    for (let x = 0; x < lb.w; x++) {
+      const i = (y * lb.w + x) * 3;
+      const o = ((y + lb.padY) * INPUT_SIZE + x + lb.padX) * 3;
+      out[o] = region[i] / 127.5 - 1;
+      out[o + 1] = region[i + 1] / 127.5 - 1;
+      out[o + 2] = region[i + 2] / 127.5 - 1;
+    }
   }
   return out;
 }

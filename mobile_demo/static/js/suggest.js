@@ -1,9 +1,8 @@
 // Camera frame -> face (BlazeFace) -> 48x48 grey crop -> expression model -> ranked emoji.
 // Everything runs here, in the page: no frame, crop or probability leaves the device.
 import * as blazeface from './blazeface.js';
+import {contractFrom, cropSquare, square} from './crop.js';
 
-// The square crop around BlazeFace's box, as FER-2013's faces are framed (forehead to chin).
-export const CROP_SCALE = 1.25;
 // Smoothing time constant of the expression probabilities (seconds): the bar settles in ~0.5 s.
 export const SMOOTHING_SECONDS = 0.35;
 export const SUGGESTIONS = 8;
@@ -69,29 +68,39 @@ export class EmojiRanker {
   }
 }
 
-/** Turns video frames into expression probabilities with the detector (optional) and the classifier. */
+/**
+ * Turns video frames into expression probabilities with the detector (optional) and the classifier.
+ * The crop follows the model's contract (crop.js, from its manifest entry's "crop"), as `emojify` does.
+ */
 export class FacePipeline {
-  constructor(detector, classifier) {
+  constructor(detector, classifier, crop = null) {
     this.detector = detector;
     this.classifier = classifier;
     const [, h, w] = classifier.inputShape();
-    this.cropSize = [w || 48, h || 48];
-    this.detCanvas = new OffscreenCanvas(blazeface.INPUT_SIZE, blazeface.INPUT_SIZE);
-    this.detCtx = this.detCanvas.getContext('2d', {willReadFrequently: true});
-    this.cropCanvas = new OffscreenCanvas(this.cropSize[0], this.cropSize[1]);
-    this.cropCtx = this.cropCanvas.getContext('2d', {willReadFrequently: true});
+    if ((w || 48) !== (h || 48)) throw new Error(`the expression model takes ${w}x${h} crops; the crop contract makes square ones`);
+    this.contract = contractFrom(crop, w || 48);
+    this.frameCanvas = null;
+    this.frameCtx = null;
     this.detInput = new Float32Array(blazeface.INPUT_SIZE * blazeface.INPUT_SIZE * 3);
-    this.grey = new Float32Array(this.cropSize[0] * this.cropSize[1]);
+    this.grey = null;
+    this.input = new Float32Array(this.contract.size * this.contract.size);
   }
 
-  async detect(source, width, height) {
-    const lb = blazeface.letterbox(width, height);
-    const ctx = this.detCtx;
-    ctx.fillStyle = '#000';
-    ctx.fillRect(0, 0, blazeface.INPUT_SIZE, blazeface.INPUT_SIZE);
-    ctx.drawImage(source, 0, 0, width, height, lb.padX, lb.padY, lb.w, lb.h);
-    const rgba = ctx.getImageData(0, 0, blazeface.INPUT_SIZE, blazeface.INPUT_SIZE).data;
-    blazeface.toInput(rgba, this.detInput);
+  /** The frame's RGBA pixels, drawn 1:1 (no resampling by the canvas). */
+  grab(source, width, height) {
+    if (!this.frameCanvas || this.frameCanvas.width !== width || this.frameCanvas.height !== height) {
+      this.frameCanvas = new OffscreenCanvas(width, height);
+      this.frameCtx = this.frameCanvas.getContext('2d', {willReadFrequently: true});
+      this.grey = new Uint8Array(width * height);
+    }
+    this.frameCtx.clearRect(0, 0, width, height);
+    this.frameCtx.drawImage(source, 0, 0, width, height);
+    return this.frameCtx.getImageData(0, 0, width, height).data;
+  }
+
+  /** Faces (frame pixels, best first) in an RGBA frame. */
+  async detect(rgba, width, height) {
+    blazeface.toInput(rgba, width, height, this.detInput);
     const outs = await this.detector.run(this.detInput);
     const reg = outs.find((o) => o.shape[o.shape.length - 1] === 16);
     const cls = outs.find((o) => o.shape[o.shape.length - 1] === 1);
@@ -99,47 +108,42 @@ export class FacePipeline {
     return faces.map((f) => blazeface.toFrame(f, width, height));
   }
 
-  /** The square crop box (frame pixels) for a face, or the centre of the frame without one. */
-  static cropBox(face, width, height) {
+  /** The crop square {x, y, side} (frame pixels) for a face, or the centre of the frame without one. */
+  cropBox(face, width, height) {
     if (!face) {
       const side = Math.min(width, height) * 0.8;
       return {x: (width - side) / 2, y: (height - side) / 2, side};
     }
-    const side = Math.max(face.width, face.height) * CROP_SCALE;
-    const cx = face.x + face.width / 2;
-    const cy = face.y + face.height / 2;
-    return {x: cx - side / 2, y: cy - side / 2, side};
+    return square(this.contract, face.x, face.y, face.width, face.height);
   }
 
-  async classify(source, box) {
-    const [w, h] = this.cropSize;
-    const ctx = this.cropCtx;
-    ctx.fillStyle = '#808080';
-    ctx.fillRect(0, 0, w, h);
-    ctx.drawImage(source, box.x, box.y, box.side, box.side, 0, 0, w, h);
-    const rgba = ctx.getImageData(0, 0, w, h).data;
-    // Raw grey 0..255 (ITU-R 601 luma, as OpenCV's cvtColor), what the model was trained on.
-    for (let i = 0, j = 0; i < rgba.length; i += 4, j++) {
-      this.grey[j] = 0.299 * rgba[i] + 0.587 * rgba[i + 1] + 0.114 * rgba[i + 2];
-    }
-    const [out] = await this.classifier.run(this.grey);
+  /** The contract's grey crop (Uint8Array) of a square of an RGBA frame. */
+  crop(rgba, width, height, box) {
+    return cropSquare(rgba, width, height, box, this.contract, this.grey);
+  }
+
+  async classify(crop) {
+    for (let i = 0; i < crop.length; i++) this.input[i] = crop[i];
+    const [out] = await this.classifier.run(this.input);
     return out.data;
   }
 
-  /** One frame: {face (frame pixels) | null, box, probs, ms: {detect, classify}}. */
+  /** One frame: {face (frame pixels) | null, box, crop, probs, ms: {detect, classify}}. */
   async process(source, width, height) {
     const t0 = performance.now();
+    const rgba = this.grab(source, width, height);
     let face = null;
     if (this.detector) {
-      const faces = await this.detect(source, width, height);
+      const faces = await this.detect(rgba, width, height);
       face = faces[0] || null;
     }
     const t1 = performance.now();
-    if (this.detector && !face) return {face: null, box: null, probs: null, ms: {detect: t1 - t0, classify: 0}};
-    const box = FacePipeline.cropBox(face, width, height);
-    const probs = await this.classify(source, box);
+    if (this.detector && !face) return {face: null, box: null, crop: null, probs: null, ms: {detect: t1 - t0, classify: 0}};
+    const box = this.cropBox(face, width, height);
+    const crop = this.crop(rgba, width, height, box);
+    const probs = await this.classify(crop);
     const t2 = performance.now();
-    return {face, box, probs, ms: {detect: t1 - t0, classify: t2 - t1}};
+    return {face, box, crop, probs, ms: {detect: t1 - t0, classify: t2 - t1}};
   }
 }
 

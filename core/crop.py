@@ -1,0 +1,205 @@
+"""The crop contract: how a face detector's box becomes an expression model's input, written once.
+
+A contract is stored with the model (the `"crop"` key of its entry in `mobile_demo/models/manifest.json`,
+written by `python -m export tflite` for expression models) and read by `emojify` (this module) and by the
+keyboard page (`mobile_demo/static/js/crop.js`, a line-by-line twin of the code below). Both compute the
+same float64 operations in the same order, so they give the same pixels.
+
+The steps, for a frame (RGB uint8) and a detector box (x, y, w, h in frame pixels, fractional):
+
+1. square: side = scale * max(w, h); centre = (x + w/2, y + h/2 + shift * max(w, h)) (y grows down,
+   so a negative shift moves the crop up). No rounding: the square keeps fractional coordinates.
+2. grey, per frame pixel: (cR*R + cG*G + cB*B + 2**(bits-1)) >> bits with c = round(weight * 2**bits):
+   ITU-R 601 luma in 14-bit fixed point (integers: the same in every language; OpenCV 4.13's
+   cvtColor(RGB2GRAY) differs from it by one level on ~0.3 % of random pixels).
+3. resize the square to size x size ("area"): each output pixel is the mean of the frame pixels under it,
+   each weighted by the exact area it covers (a box filter, as OpenCV's INTER_AREA) when the square is
+   larger than the output; bilinear between pixel centres when it is smaller. Separable: every row
+   first (taps in increasing x), then every column (taps in increasing y), in float64.
+4. pixels outside the frame: "replicate" (the nearest edge pixel) or "constant" (`fill`).
+5. round half up to uint8.
+
+The model takes that crop as float32 (its manifest "input" says the range).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+BORDERS = ("replicate", "constant")
+RESIZES = ("area",)
+
+
+@dataclasses.dataclass(frozen=True)
+class CropContract:
+    """How a detector box becomes the model's grey size x size input (see the module's docstring)."""
+
+    # Measured with benchmarks/bench_page_crop.py --sweep --limit 1500 (PublicTest faces drawn 110-320 px into
+    # 640x480 frames, BlazeFace short-range; benchmarks/results/page_crop_sweep-*.json): the FER square is a
+    # median 1.185x the box's side (IQR 1.08-1.31) and its centre 0.096 of the side above the box's (IQR
+    # 0.135-0.044; sideways -0.004): BlazeFace's box runs from the brows to the chin, FER's square from the
+    # forehead to below the chin. Of the grid (scale 1.1-1.25 x shift -0.12-0), scale 1.15 / shift -0.095
+    # gives the crops nearest the FER squares' own (mean |difference| 34.6 grey levels, 40.1 at the worst);
+    # the shipped model's accuracy is flat over the grid (61.3-63.4 %, 62.0 % here, noise ~1 point).
+    size: int = 48
+    scale: float = 1.15
+    shift: float = -0.095
+    border: str = "replicate"
+    fill: int = 128
+    grey: tuple = (0.299, 0.587, 0.114)
+    grey_bits: int = 14
+    resize: str = "area"
+    box: str = "blazeface-short-range"
+
+    def __post_init__(self):
+        problems = []
+        if not (isinstance(self.size, int) and 1 <= self.size <= 4096):
+            problems.append(f"size {self.size!r}")
+        if not (isinstance(self.scale, int | float) and 0.1 <= self.scale <= 10):
+            problems.append(f"scale {self.scale!r}")
+        if not (isinstance(self.shift, int | float) and abs(self.shift) <= 2):
+            problems.append(f"shift {self.shift!r}")
+        if self.border not in BORDERS:
+            problems.append(f"border {self.border!r} (known: {', '.join(BORDERS)})")
+        if not (isinstance(self.fill, int) and 0 <= self.fill <= 255):
+            problems.append(f"fill {self.fill!r}")
+        if not (len(self.grey) == 3 and all(isinstance(v, int | float) and v >= 0 for v in self.grey)
+                and abs(sum(self.grey) - 1) < 1e-3):
+            problems.append(f"grey weights {self.grey!r} (three, summing to 1)")
+        if not (isinstance(self.grey_bits, int) and 8 <= self.grey_bits <= 20):
+            problems.append(f"grey_bits {self.grey_bits!r}")
+        if self.resize not in RESIZES:
+            problems.append(f"resize {self.resize!r} (known: {', '.join(RESIZES)})")
+        if problems:
+            raise ValueError("bad crop contract: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["grey"] = list(self.grey)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict | None, **defaults) -> CropContract:
+        """A contract from a manifest's "crop" object; missing keys take `defaults`, then the class's."""
+        d = dict(d or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names - {"note"})
+        if unknown:
+            raise ValueError(f"bad crop contract: unknown keys {unknown}")
+        kw = {**defaults, **{k: v for k, v in d.items() if k in names}}
+        if "grey" in kw:
+            kw["grey"] = tuple(float(v) for v in kw["grey"])
+        return cls(**kw)
+
+    def grey_coefficients(self) -> tuple[int, int, int]:
+        return tuple(int(math.floor(w * (1 << self.grey_bits) + 0.5)) for w in self.grey)
+
+    def square(self, x: float, y: float, w: float, h: float) -> tuple[float, float, float]:
+        """(left, top, side) of the crop square for a detector box, in frame pixels (fractional)."""
+        side0 = max(float(w), float(h))
+        side = self.scale * side0
+        cx = float(x) + float(w) / 2
+        cy = float(y) + float(h) / 2 + self.shift * side0
+        return cx - side / 2, cy - side / 2, side
+
+
+DEFAULT = CropContract()
+
+
+def to_grey(image: np.ndarray, contract: CropContract = DEFAULT) -> np.ndarray:
+    """HxW uint8 grey of an HxW (already grey), HxWx1, HxWx3 (RGB) or HxWx4 (RGBA) uint8 image."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image.astype(np.uint8, copy=False)
+    if image.shape[2] == 1:
+        return image[:, :, 0].astype(np.uint8, copy=False)
+    cr, cg, cb = contract.grey_coefficients()
+    rgb = image[:, :, :3].astype(np.int32)  # 255 * 2**20 still fits
+    g = (cr * rgb[:, :, 0] + cg * rgb[:, :, 1] + cb * rgb[:, :, 2] + (1 << (contract.grey_bits - 1))) >> contract.grey_bits
+    return np.clip(g, 0, 255).astype(np.uint8)
+
+
+def axis_taps(start: float, length: float, n_out: int, n_src: int, border: str = "replicate"):
+    """Resampling taps along one axis: (index (n_out, T) int64, weight (n_out, T) float64).
+
+    Output pixel j covers [start + j*f, start + (j+1)*f) of the source, f = length / n_out. With f >= 1
+    each source pixel k weighs the length of [k, k+1) it covers, over f; with f < 1 the two pixels
+    around the output pixel's centre start + (j + 0.5)*f - 0.5 are interpolated linearly. Indices past
+    the source are clamped ("replicate") or -1 ("constant": the fill value)."""
+    start, length = float(start), float(length)
+    f = length / n_out
+    j = np.arange(n_out, dtype=np.float64)
+    if f >= 1:
+        a = start + j * f
+        b = start + (j + 1) * f
+        taps = int(math.ceil(f)) + 1
+        k = np.floor(a)[:, None] + np.arange(taps, dtype=np.float64)
+        w = np.maximum(np.minimum(b[:, None], k + 1) - np.maximum(a[:, None], k), 0.0) / f
+    else:
+        c = start + (j + 0.5) * f - 0.5
+        k0 = np.floor(c)
+        t = c - k0
+        k = k0[:, None] + np.arange(2, dtype=np.float64)
+        w = np.stack([1 - t, t], axis=1)
+    idx = k.astype(np.int64)
+    if border == "replicate":
+        idx = np.clip(idx, 0, n_src - 1)
+    else:
+        idx = np.where((idx >= 0) & (idx < n_src), idx, -1)
+    return idx, w
+
+
+def resample(image: np.ndarray, left: float, top: float, width: float, height: float, out_w: int, out_h: int,
+             border: str = "replicate", fill: float = 0.0, convert=None) -> np.ndarray:
+    """The rectangle (left, top, width, height) of an HxW or HxWxC image resampled to out_h x out_w
+    (x out C), float64, by `axis_taps` along x then along y (see the module's docstring). `convert`
+    (e.g. to_grey) is applied to the source pixels the taps read, and only to those."""
+    img = np.asarray(image)
+    h, w = img.shape[:2]
+    ix, wx = axis_taps(left, width, out_w, w, border)
+    iy, wy = axis_taps(top, height, out_h, h, border)
+    rows, cols = np.unique(iy[iy >= 0]), np.unique(ix[ix >= 0])
+    if not len(cols):  # "constant" and the rectangle wholly left or right of the image: every tap is `fill`
+        cols = np.zeros(1, np.int64)
+    if len(rows) and len(cols) and rows[-1] - rows[0] + 1 == len(rows) and cols[-1] - cols[0] + 1 == len(cols):
+        src = img[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # the usual case: one block, no copy
+    else:
+        src = img[rows[:, None], cols[None, :]]
+    if convert is not None:
+        src = convert(src)
+    squeeze = src.ndim == 2
+    src = (src[:, :, None] if squeeze else src).astype(np.float64)  # (rows, cols, C)
+    cpos = np.searchsorted(cols, np.maximum(ix, 0))
+    horiz = np.zeros((len(rows) + 1, out_w, src.shape[2]))  # the last row: a row of `fill` outside the frame
+    for t in range(ix.shape[1]):
+        vals = src[:, cpos[:, t]]
+        if border != "replicate":
+            vals = np.where((ix[:, t] >= 0)[None, :, None], vals, float(fill))
+        horiz[:-1] = horiz[:-1] + wx[None, :, t, None] * vals
+        horiz[-1] = horiz[-1] + wx[:, t, None] * float(fill)
+    pos = np.where(iy >= 0, np.searchsorted(rows, np.maximum(iy, 0)), len(rows))
+    out = np.zeros((out_h, out_w, src.shape[2]))
+    for t in range(iy.shape[1]):
+        out = out + wy[:, t, None, None] * horiz[pos[:, t]]
+    return out[:, :, 0] if squeeze else out
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Round half up and clip to 0..255."""
+    return np.clip(np.floor(np.asarray(x, np.float64) + 0.5), 0, 255).astype(np.uint8)
+
+
+def crop_square(frame: np.ndarray, left: float, top: float, side: float, contract: CropContract = DEFAULT) -> np.ndarray:
+    """The square (left, top, side) of a frame as the contract's size x size grey uint8 crop."""
+    out = resample(frame, left, top, side, side, contract.size, contract.size, contract.border, contract.fill,
+                   convert=lambda px: to_grey(px, contract))
+    return to_uint8(out)
+
+
+def crop(frame: np.ndarray, box, contract: CropContract = DEFAULT) -> np.ndarray:
+    """The model's grey uint8 size x size input for a detector box (x, y, w, h) of an RGB(A) or grey frame."""
+    x, y, w, h = (float(v) for v in box)
+    return crop_square(frame, *contract.square(x, y, w, h), contract)
