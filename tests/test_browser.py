@@ -423,6 +423,24 @@ def _crop_frames() -> list[np.ndarray]:
     return [noise, grad, odd]
 
 
+def run_frames(tmp, models_dir: str, cases: list) -> dict:
+    """tests/browser/frames.mjs on `cases`, the page served with `models_dir` as `python -m mobile_demo --models`."""
+    with open(tmp / "cases.json", "w") as f:
+        json.dump({"cases": cases}, f)
+    server = srv.make_server("127.0.0.1", 0, models_dir=models_dir)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cmd = ["node", os.path.join(ROOT, "tests", "browser", "frames.mjs"), "--url", f"http://127.0.0.1:{server.server_address[1]}/",
+               "--cases", str(tmp / "cases.json"), "--out", str(tmp / "out.json")]
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(tmp / "out.json") as f:
+        return json.load(f)
+
+
 @pytest.fixture(scope="module")
 def page_crops(tmp_path_factory):
     """tests/browser/frames.mjs on the frames: the page's crops of CROP_BOXES under CROP_CONTRACTS, its
@@ -441,20 +459,7 @@ def page_crops(tmp_path_factory):
         boxes = [{"x": x, "y": y, "width": w, "height": h} for x, y, w, h in CROP_BOXES]
         cases += [{"png": png, "op": "crop", "boxes": boxes, "contract": c} for c in CROP_CONTRACTS]
         cases += [{"png": png, "op": "detector_input"}, {"png": png, "op": "process"}]
-    with open(tmp / "cases.json", "w") as f:
-        json.dump({"cases": cases}, f)
-    server = srv.make_server("127.0.0.1", 0, models_dir=MODELS)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        cmd = ["node", os.path.join(ROOT, "tests", "browser", "frames.mjs"), "--url", f"http://127.0.0.1:{server.server_address[1]}/",
-               "--cases", str(tmp / "cases.json"), "--out", str(tmp / "out.json")]
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert r.returncode == 0, r.stderr[-3000:]
-    with open(tmp / "out.json") as f:
-        out = json.load(f)
+    out = run_frames(tmp, MODELS, cases)
     assert out["page"]["state"] == "ready", out["page"]
     assert not out["page_errors"] and not out["console_errors"], (out["page_errors"], out["console_errors"])
     results = iter(out["results"])
@@ -463,6 +468,40 @@ def page_crops(tmp_path_factory):
         per_frame.append({"crops": [next(results) for _ in CROP_CONTRACTS], "detector_input": next(results),
                           "process": next(results)})
     return {"frames": frames, "page": out["page"], "per_frame": per_frame}
+
+
+def test_page_takes_the_labels_from_the_manifest(page_crops):
+    """The expression classes come from the manifest entry's "labels" (as export writes them), not from the page."""
+    entry = _manifest_entry("expression")
+    if entry is None:
+        pytest.skip("no expression model in the manifest")
+    assert page_crops["page"]["labels"] == entry["labels"]
+
+
+def test_page_without_labels_says_so(tmp_path):
+    """An expression entry without "labels": the page loads, names what is missing, and offers no suggestions."""
+    why = _missing()
+    if why:
+        pytest.skip(why)
+    entry = _manifest_entry("expression")
+    if entry is None:
+        pytest.skip("no expression model in the manifest")
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copyfile(os.path.join(MODELS, entry["path"]), models / entry["path"])
+    (models / "manifest.json").write_text(json.dumps({"version": 1, "models": [{**entry, "labels": None}]}))
+    out = run_frames(tmp_path, str(models), [])
+    assert out["page"]["state"] == "ready", out["page"]
+    assert 'lists no "labels"' in out["page"]["status"], out["page"]["status"]
+    assert out["page"]["labels"] == [] and out["page"]["contract"] is None
+    assert not out["page_errors"] and not out["console_errors"], (out["page_errors"], out["console_errors"])
+
+
+def test_service_worker_lists_every_script():
+    """sw.js caches each of the page's scripts at install (the page must start offline), and no script that is gone."""
+    with open(os.path.join(srv.STATIC, "sw.js"), encoding="utf-8") as f:
+        listed = set(re.findall(r"'/js/([\w.-]+\.js)'", f.read()))
+    assert listed == {os.path.basename(p) for p in glob.glob(os.path.join(srv.STATIC, "js", "*.js"))}
 
 
 def test_page_falls_back_on_pythons_default_contract(page_crops):

@@ -7,7 +7,7 @@
 //
 // cases.json: {"cases": [{"png": "frame.png", "op": "process" | "crop" | "detector_input",
 //                         "boxes": [{x, y, width, height}] (crop), "contract": {...} | null (crop)}]}
-// result.json: {"page": {state, status, contract, default_contract}, "results": [...one per case...],
+// result.json: {"page": {state, status, detector, labels, contract, default_contract}, "results": [...one per case...],
 //               "page_errors": [...], "console_errors": [...], "ms": total}
 import {createRequire} from 'node:module';
 import fs from 'node:fs';
@@ -46,6 +46,7 @@ async function main() {
       state: document.body.dataset.state,
       status: document.getElementById('status').textContent,
       detector: document.body.dataset.detector || null,
+      labels: window.emotekit.labels(),
       contract: window.emotekit.frames.contract(),
       default_contract: window.emotekit.frames.defaultContract(),
     }));

@@ -1,13 +1,14 @@
 // The Emotekit keyboard page: wires the models, the camera loop, the keyboard and the panels.
 import {toInput as detectorInput} from './blazeface.js';
 import {DEFAULT_CONTRACT, contractFrom, cropBox} from './crop.js';
-import {setupDcgan, setupMorph, setupStylegan} from './emote.js';
+import {setupDcgan} from './emote_dcgan.js';
+import {setupMorph} from './emote_morph.js';
+import {setupStylegan} from './emote_stylegan.js';
 import {Keyboard, TextField, pushRecent} from './keyboard.js';
-import {Runner, findModel, loadManifest, loadRuntime} from './runtime.js';
+import {Runner, fetchJson, findModel, loadManifest, loadRuntime} from './runtime.js';
 import {EmojiRanker, FacePipeline, Stats, SUGGESTIONS, parseEmojiTable} from './suggest.js';
 
 const DETECTOR_URL = '/vendor/face_detection_short_range.tflite';
-const FALLBACK_LABELS = ['angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise'];
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -19,7 +20,8 @@ const state = {
   lastTime: 0,
   shown: '',
   detectorNote: '',
-  labels: FALLBACK_LABELS,
+  pipelineNote: 'The expression model isn\'t shipped yet: no suggestions from the camera. The keyboard still works.',
+  labels: [], // the expression model's classes, in its output order (its manifest entry's "labels")
 };
 const field = new TextField($('text'));
 
@@ -128,7 +130,7 @@ function cameraUi(on) {
 
 async function startCamera() {
   if (!state.pipeline) {
-    status('The expression model isn\'t shipped yet: no suggestions from the camera. The keyboard still works.');
+    status(state.pipelineNote);
     return;
   }
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
@@ -232,10 +234,17 @@ function onSticker(url, label) {
 
 // ---- start ----------------------------------------------------------------------------------
 
-async function fetchJson(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return r.json();
+/** The expression model's classes in its output order: the "labels" export writes in its manifest entry. */
+function expressionLabels(entry) {
+  const labels = entry.labels;
+  if (!Array.isArray(labels) || !labels.length || !labels.every((l) => typeof l === 'string' && l)) {
+    throw new Error('the expression model\'s manifest entry lists no "labels" (export it again: python -m export tflite)');
+  }
+  const classes = entry.outputs?.[0]?.shape?.at(-1);
+  if (classes && classes !== labels.length) {
+    throw new Error(`the expression model gives ${classes} probabilities, its manifest entry lists ${labels.length} "labels"`);
+  }
+  return labels;
 }
 
 async function loadDetector() {
@@ -257,21 +266,24 @@ async function main() {
   const notes = [];
   await loadRuntime();
   if (expression) {
-    state.labels = expression.labels || FALLBACK_LABELS;
     const [classifier, detector, table] = await Promise.all([
-      Runner.load(expression.url, expression),
+      Runner.load(expression.url),
       loadDetector(),
       fetchJson('/emoji_map.json').catch(() => null),
     ]);
     try {
+      state.labels = expressionLabels(expression);
       state.pipeline = new FacePipeline(detector, classifier, expression.crop || null);
     } catch (e) {
       console.warn('expression model:', e.message);
       notes.push(`No camera suggestions: ${e.message}`);
+      state.pipelineNote = `No suggestions from the camera: ${e.message}. The keyboard still works.`;
     }
-    const entries = table ? parseEmojiTable(table, state.labels) : [];
-    if (!entries.length) notes.push('emoji table missing');
-    state.ranker = new EmojiRanker(entries, state.labels);
+    if (state.labels.length) {
+      const entries = table ? parseEmojiTable(table, state.labels) : [];
+      if (!entries.length) notes.push('emoji table missing');
+      state.ranker = new EmojiRanker(entries, state.labels);
+    }
     document.body.dataset.detector = detector ? 'blazeface' : 'centre-crop';
   } else {
     notes.push('The expression model isn\'t shipped yet: no camera suggestions');

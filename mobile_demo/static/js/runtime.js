@@ -37,17 +37,22 @@ export async function loadManifest(url = '/models/manifest.json') {
   }
   if (!response.ok) return {models: [], error: 'no model manifest yet'};
   const manifest = await response.json();
+  manifest.models = manifest.models || [];
   const base = new URL(url, location.href);
   const resolvePath = (p) => (p ? new URL(p, base).pathname : p);
-  for (const m of manifest.models || []) {
+  for (const m of manifest.models) {
     m.url = resolvePath(m.path);
-    // Side files some entries carry (latents, directions...), made absolute the same way.
-    for (const key of ['latents', 'directions', 'labels_path']) {
-      if (typeof m[key] === 'string' && m[key].includes('.')) m[key + '_url'] = resolvePath(m[key]);
-    }
+    // The side file a VAE decoder's entry names (export/cli.py: "latents"), made absolute the same way.
+    if (typeof m.latents === 'string') m.latents_url = resolvePath(m.latents);
   }
-  manifest.models = manifest.models || [];
   return manifest;
+}
+
+/** A JSON file (the emoji tables, a side file the manifest names); rejects with the HTTP status when it isn't there. */
+export async function fetchJson(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return r.json();
 }
 
 /** The first manifest entry for a task, or undefined. */
@@ -57,9 +62,8 @@ export function findModel(manifest, task) {
 
 /** A compiled model with a small helper to run float32 inputs and read float32 outputs. */
 export class Runner {
-  constructor(model, entry) {
+  constructor(model) {
     this.model = model;
-    this.entry = entry;
     // Copies: the details' shapes are views into wasm memory, which may move when it grows.
     // A dynamic (-1) batch is fixed to 1 (on-device models are exported with batch 1).
     this.inputShapes = model.getInputDetails().map((d) => Array.from(d.shape, (v) => (v < 0 ? 1 : v)));
@@ -67,13 +71,13 @@ export class Runner {
   }
 
   /** Fetches and compiles a .tflite file; rejects with the HTTP status when it isn't there. */
-  static async load(url, entry = {}) {
+  static async load(url) {
     await loadRuntime();
     const response = await fetch(url);
     if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
     const bytes = new Uint8Array(await response.arrayBuffer());
     const model = await loadAndCompile(bytes, {accelerator: 'wasm', cpuOptions: {numThreads: cpuThreads()}});
-    return new Runner(model, entry);
+    return new Runner(model);
   }
 
   inputShape(i = 0) {
