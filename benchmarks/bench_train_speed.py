@@ -39,7 +39,7 @@ def bench_one(arch: str, batch: int, steps: int, warmup: int, jit: bool) -> dict
     n = batch * 8
     rng = np.random.default_rng(0)
     ds = make_dataset(rng.integers(0, 256, (n, 48, 48, 1), dtype=np.uint8), rng.integers(0, 7, n), batch, training=True,
-                      augment=augmenter(48, 0), num_classes=7, repeat=True)
+                      augment=augmenter(0), num_classes=7, repeat=True)
     model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0)
     t = time.perf_counter()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)

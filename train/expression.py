@@ -16,7 +16,7 @@ from train.distribute import distribute_arrays, is_default, prepare_model, scope
 DEFAULT_LR = {"emonet-s": 2e-3, "emonet-s2": 2e-3, "emonet-xs": 3e-3, "vgg-fer": 1e-3, "vggface-resnet50": 1e-4}
 
 
-def augmenter(image_size: int, seed: int, strength: str = "004"):
+def augmenter(seed: int, strength: str = "004"):
     """004's augmentation (flip, +-20 deg, +-20 % zoom, 4-px shifts at 40 px) as one Keras layer."""
     from data_pipelines.augment import RandomAffine
 
@@ -47,16 +47,16 @@ def class_weights(labels: np.ndarray, num_classes: int, kind: str):
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True)
 @click.option("--weight-decay", type=float, default=0.01, show_default=True, help="AdamW decoupled weight decay.")
 @click.option("--augment", type=click.Choice(["004", "none"]), default="004", show_default=True)
-@click.option("--fine-tune-epochs", type=int, default=None, help="vggface-resnet50: epochs with the top blocks unfrozen (default half).")
+@click.option("--fine-tune-epochs", type=click.IntRange(min=0), default=None, help="vggface-resnet50: epochs with the top blocks unfrozen (default half).")
 @click.option("--fine-tune-stages", type=click.Choice(["5", "4-5"]), default="5", show_default=True,
               help="vggface-resnet50: ResNet stages unfrozen in phase 2 (at --lr / 10).")
 @click.option("--teacher", default=None, metavar="RUN_OR_MODEL",
               help="Knowledge distillation from a trained classifier: a run directory (its best.keras) or a .keras file.")
-@click.option("--temperature", type=float, default=4.0, show_default=True, help="Distillation softmax temperature.")
-@click.option("--alpha", type=float, default=0.5, show_default=True, help="Weight of the hard-label loss with --teacher (the rest is distillation).")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True, help="Distillation softmax temperature.")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Weight of the hard-label loss with --teacher (the rest is distillation).")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
               help="Minutes: stop after the epoch that would pass it (resumable with --resume).")
-@click.option("--mixup", type=float, default=0.0, show_default=True, help="Mixup Beta(a, a) parameter; 0 disables it.")
+@click.option("--mixup", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Mixup Beta(a, a) parameter; 0 disables it.")
 def expression(**options):
     """Train a facial-expression classifier (FER-2013 folders or CSV, or any labelled folder)."""
     from keras_models.expression import arch_spec
@@ -71,15 +71,6 @@ def expression(**options):
         raise UserError(f"weights file not found: {options['weights']}")
     if options["teacher"]:
         options["teacher"] = resolve_teacher(options["teacher"])
-    for key in ("temperature",):
-        if options.get(key) is not None and options[key] <= 0:
-            raise UserError(f"--{key} must be positive")
-    if options.get("alpha") is not None and not 0 <= options["alpha"] <= 1:
-        raise UserError("--alpha must be between 0 and 1")
-    if (options.get("mixup") or 0) < 0:
-        raise UserError("--mixup must be >= 0")
-    if options.get("fine_tune_epochs") is not None and options["fine_tune_epochs"] < 0:
-        raise UserError("--fine-tune-epochs must be >= 0")
     options["image_size"] = options["image_size"] or spec.image_size
     options["lr"] = options["lr"] or DEFAULT_LR[options["arch"]]
     if options["dry_run"]:
@@ -125,7 +116,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
         click.echo(f"  skipped: {line}", err=True)
 
     num_classes = len(labels)
-    aug = augmenter(size, options["seed"], options["augment"])
+    aug = augmenter(options["seed"], options["augment"])
     bs = options["batch_size"]
     cw = class_weights(train.labels, num_classes, options["class_weight"])
 
