@@ -21,7 +21,7 @@ JS = os.path.join(ROOT, "mobile_demo", "static", "js", "emote_noise.js")
 
 
 def test_noise_is_deterministic_standard_normal_and_checked():
-    from keras_models.dcgan import noise_for_id, noise_for_ids
+    from keras_models.common.noise import noise_for_id, noise_for_ids
 
     a = noise_for_id(42, 100)
     assert a.dtype == np.float32 and a.shape == (100,)
@@ -37,7 +37,7 @@ def test_noise_is_deterministic_standard_normal_and_checked():
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_js_noise_matches_python_bit_for_bit():
-    from keras_models.dcgan import noise_for_id
+    from keras_models.common.noise import noise_for_id
 
     ids = list(range(300)) + [1234567, 2**31 - 1, 2**31, 2**32 - 1]
     script = (
@@ -82,7 +82,8 @@ def test_tutorial_network_matches_pytorch_parameter_counts():
 
 
 def test_bad_sizes_and_policies_are_clear():
-    from keras_models.dcgan import diff_augment, get_preset, tutorial_generator
+    from keras_models.common.augment import diff_augment
+    from keras_models.dcgan import get_preset, tutorial_generator
 
     with pytest.raises(ValueError, match="power of two"):
         tutorial_generator(image_size=48)
@@ -95,7 +96,7 @@ def test_bad_sizes_and_policies_are_clear():
 def test_diff_augment_is_differentiable_and_seeded():
     import tensorflow as tf
 
-    from keras_models.dcgan import diff_augment
+    from keras_models.common.augment import diff_augment
 
     x = tf.Variable(tf.random.uniform((4, 16, 16, 3), -1, 1, seed=1))
     seed = tf.constant([1, 2])

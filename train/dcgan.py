@@ -43,7 +43,8 @@ SMALL_DATA = 5000  # DiffAugment on by default below this many images
 @with_user_errors
 def dcgan(**options):
     """Train a DCGAN emote generator (default data: all built-in Twemoji)."""
-    from keras_models.dcgan import PRESETS, parse_policy
+    from keras_models.common.augment import parse_policy
+    from keras_models.dcgan import PRESETS
 
     if options["preset"] not in PRESETS:
         raise UserError(f"unknown --preset {options['preset']!r} for dcgan; choose one of {', '.join(sorted(PRESETS))}")
@@ -181,7 +182,7 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
 
         def __init__(self, run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35, seed=0):
             super().__init__()
-            from keras_models.dcgan import noise_for_ids
+            from keras_models.common.noise import noise_for_ids
 
             self.run_dir, self.gan = run_dir, gan
             self.samples_dir = ensure_writable_dir(os.path.join(run_dir, "samples"))
@@ -293,7 +294,7 @@ def generator_path(run: str, ema: bool = True) -> str:
 
 
 def sample_ids(run, first_id, count, out, ema=True, scale=1) -> list[str]:
-    from keras_models.dcgan import MAX_ID, noise_for_ids
+    from keras_models.common.noise import MAX_ID, noise_for_ids
 
     if first_id + count - 1 > MAX_ID:
         raise UserError(f"ids {first_id}..{first_id + count - 1} go past the largest id {MAX_ID}")

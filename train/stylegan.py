@@ -59,7 +59,7 @@ SIZE_CONFIGS = {16: "tiny", 32: "small32", 64: "small64", 128: "small128"}
 def stylegan(**options):
     """Train a StyleGAN2-style generator (64x64 by default; --image-size 128, or --preset NAME).
     One device in float32: --strategy, --tpu and --mixed-precision are not supported here."""
-    from keras_models.dcgan import parse_policy
+    from keras_models.common.augment import parse_policy
     from keras_models.stylegan import CONFIGS
 
     refuse_distribution(options)
@@ -174,7 +174,7 @@ def save_networks(run_dir, gan, epochs_done, images_seen):
 def stylegan_monitor(run_dir, gan, n_samples=64, time_limit=None, batch_size=16):
     import keras
 
-    from keras_models.dcgan import noise_for_ids
+    from keras_models.common.noise import noise_for_ids
 
     class StyleGANMonitor(keras.callbacks.Callback):
         """Each epoch: the fixed-id grid from the EMA generator, the networks and the state.
@@ -247,7 +247,7 @@ def render(synthesis, w, batch=64) -> np.ndarray:
 
 
 def ws_for_ids(mapping, ids, psi=1.0) -> np.ndarray:
-    from keras_models.dcgan import noise_for_ids
+    from keras_models.common.noise import noise_for_ids
     from keras_models.stylegan.directions import truncate
 
     w = np.asarray(mapping(noise_for_ids(list(ids), mapping.input_shape[-1]), training=False))

@@ -14,17 +14,8 @@ import keras
 import tensorflow as tf
 
 from core.errors import ConfigError
-from keras_models.dcgan.augment import diff_augment, parse_policy
-
-
-def replica_rows(draw, batch):
-    """`draw(n)` for the whole global batch, and this replica's `batch` rows of it: under
-    tf.distribute every replica gets different noise (not copies of one draw), and the global
-    batch's noise is the one a single device would draw. Equal per-replica batches assumed."""
-    ctx = tf.distribute.get_replica_context()
-    if ctx is None or ctx.num_replicas_in_sync == 1:
-        return draw(batch)
-    return draw(batch * ctx.num_replicas_in_sync)[ctx.replica_id_in_sync_group * batch:][:batch]
+from keras_models.common.augment import diff_augment, parse_policy
+from keras_models.common.replicas import replica_rows
 
 
 @keras.saving.register_keras_serializable(package="emotekit")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from keras_models.dcgan.augment import diff_augment, parse_policy
+from keras_models.common.augment import diff_augment, parse_policy
 
 
 @keras.saving.register_keras_serializable(package="emotekit")

@@ -11,26 +11,13 @@ Value ranges (what exporters and tools must feed):
 
 from __future__ import annotations
 
-import math
-
 import keras
 from keras import layers, ops
 
+from keras_models.common.replicas import replica_rows
 from keras_models.vae.presets import VAEPreset, get_preset
 
 PACKAGE = "emotekit.vae"
-
-
-def _replica_rows(draw, batch):
-    """`draw(n)` for the whole global batch, and this replica's `batch` rows of it: under
-    tf.distribute every replica gets its own noise (not copies of one draw), the same noise one
-    device would draw for the global batch. Equal per-replica batches assumed."""
-    import tensorflow as tf
-
-    ctx = tf.distribute.get_replica_context()
-    if ctx is None or ctx.num_replicas_in_sync == 1:
-        return draw(batch)
-    return draw(batch * ctx.num_replicas_in_sync)[ctx.replica_id_in_sync_group * batch:][:batch]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -44,7 +31,7 @@ class Sampling(layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
-        eps = _replica_rows(lambda n: keras.random.normal((n, ops.shape(z_mean)[1]), seed=self.seed_generator), ops.shape(z_mean)[0])
+        eps = replica_rows(lambda n: keras.random.normal((n, ops.shape(z_mean)[1]), seed=self.seed_generator), ops.shape(z_mean)[0])
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def get_config(self):
@@ -185,9 +172,3 @@ def build_vae(preset: VAEPreset | str, image_size: int | None = None, beta: floa
     p = get_preset(preset) if isinstance(preset, str) else preset
     return VAETrainer(build_encoder(p, image_size), build_decoder(p, image_size),
                       reconstruction_weight=p.reconstruction_weight, beta=beta, seed=seed, name=f"vae_{p.name.replace('-', '_')}")
-
-
-def grid_shape(n: int) -> tuple[int, int]:
-    """Rows and columns of a near-square grid for n images."""
-    cols = math.ceil(math.sqrt(n))
-    return math.ceil(n / cols), cols
