@@ -213,8 +213,8 @@ def test_sample_ids_give_identical_pixels(finished_run, tmp_path):
     # the same in-process, from the id's documented noise
     import keras
 
+    from core.images import to_uint8
     from keras_models.dcgan import noise_for_id
-    from train.dcgan import to_uint8
 
     gen = keras.saving.load_model(os.path.join(finished_run, "generator.keras"), compile=False)
     assert np.array_equal(to_uint8(gen.predict(noise_for_id(5, 100)[None], verbose=0))[0], one)

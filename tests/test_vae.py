@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.images import grid
 from keras_models.vae import PRESETS, Sampling, VAETrainer, build_decoder, build_encoder, build_vae, get_preset
-from keras_models.vae.latent import apply_attribute, attribute_vector, interpolate, name_matches, tile
+from keras_models.vae.latent import apply_attribute, attribute_vector, interpolate, name_matches
 
 
 def run(argv, capsys):
@@ -135,8 +136,8 @@ def test_latent_helpers():
     np.testing.assert_allclose(apply_attribute(z[0], v, [-1, 0, 2]), [[-1, 2], [2, 0], [8, -4]])
     with pytest.raises(ValueError):
         attribute_vector(z, [True] * 4)
-    grid = tile(np.zeros((3, 5, 5, 3), np.uint8), 2, 2, pad=1)
-    assert grid.shape == (13, 13, 3)
+    tiled = grid(np.zeros((3, 5, 5, 3), np.uint8), cols=2, rows=2, pad=1)
+    assert tiled.shape == (13, 13, 3)
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import re
 import sys
-import tempfile
 import threading
 
 import click
+
+from core.files import atomic_path, write_json  # noqa: F401 - re-exported: every command writes with them
 
 
 class UserError(Exception):
@@ -95,31 +95,6 @@ def run_cli(group: click.Group, prog_name: str):
     except user_errors() as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str, suffix: str | None = None):
-    """Yields a temporary path beside `path`; renames it into place only if the block succeeds."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    suffix = suffix if suffix is not None else os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; finished files get the usual mode
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json(path: str, obj) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, default=str)
-            f.write("\n")
 
 
 def ensure_writable_dir(path: str) -> str:

@@ -16,6 +16,7 @@ import time
 import click
 import numpy as np
 
+from core.images import grid, make_gif, save_png, to_uint8
 from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
 from train.common import common_options, continue_finished_gan, dry_run, fit_verbosity, start_run, training_callbacks, with_user_errors
 from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, worker_out
@@ -114,29 +115,6 @@ def fit_dcgan(run_dir, options, resumed, strategy=None):
     gan.fit(ds, epochs=options["epochs"], initial_epoch=initial_epoch, callbacks=callbacks,
             verbose=fit_verbosity())
     click.echo(f"done: {run_dir} (generator {os.path.join(run_dir, 'generator.keras')}, samples {monitor.samples_dir})")
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def grid(images: np.ndarray, cols: int | None = None, pad: int = 2) -> np.ndarray:
-    """uint8 (N, H, W, C) -> one uint8 image with the tiles in rows, white gutters."""
-    n, h, w, c = images.shape
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
-    for i, im in enumerate(images):
-        r, q = divmod(i, cols)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = im
-    return out
-
-
-def save_png(path: str, image: np.ndarray) -> None:
-    from PIL import Image
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(tmp, format="PNG")
 
 
 def mean_pairwise_distance(x: np.ndarray) -> float:
@@ -256,16 +234,6 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
     return GANMonitor(run_dir, gan, data_uint8, n_samples, collapse_threshold, seed)
 
 
-def make_gif(frames: list[str], path: str, ms: int = 300) -> None:
-    from PIL import Image
-
-    if not frames:
-        return
-    images = [Image.open(f).convert("RGB") for f in frames]
-    with atomic_path(path) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:] + [images[-1]] * 3, duration=ms, loop=0)
-
-
 @click.command("dcgan-sample")
 @click.argument("run", type=click.Path())
 @click.option("--id", "first_id", type=click.IntRange(0, 2**32 - 1), required=True, help="Emote id (0..4294967295): its noise is fixed forever.")
@@ -308,8 +276,6 @@ def sample_ids(run, first_id, count, out, ema=True, scale=1) -> list[str]:
     nz = gen.input_shape[-1]
     ids = list(range(first_id, first_id + count))
     imgs = to_uint8(np.asarray(gen.predict(noise_for_ids(ids, nz), batch_size=64, verbose=0)))
-    if scale > 1:
-        imgs = imgs.repeat(scale, axis=1).repeat(scale, axis=2)
     if out.lower().endswith(".png"):
         ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
         stem = out[:-4]
@@ -318,7 +284,7 @@ def sample_ids(run, first_id, count, out, ema=True, scale=1) -> list[str]:
         ensure_writable_dir(out)
         paths = [os.path.join(out, f"emote-{i}.png") for i in ids]
     for p, im in zip(paths, imgs):
-        save_png(p, im)
+        save_png(p, im, scale)
     return paths
 
 

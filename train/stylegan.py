@@ -22,6 +22,7 @@ import time
 import click
 import numpy as np
 
+from core.images import grid, make_gif, save_png, to_uint8
 from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
 from train.common import (
     common_options,
@@ -33,7 +34,6 @@ from train.common import (
     training_callbacks,
     with_user_errors,
 )
-from train.dcgan import grid, make_gif, save_png, to_uint8
 from train.jit import jit_compile_option, resolve_jit_compile
 
 SMALL_DATA = 30000  # DiffAugment on by default below this many images
@@ -343,10 +343,6 @@ def _check_names(names, directions):
         raise UserError(f"unknown attribute {bad[0]!r}; this run has: {', '.join(directions)}")
 
 
-def _upscale(img, scale):
-    return img.repeat(scale, 0).repeat(scale, 1) if scale > 1 else img
-
-
 @click.command("stylegan-edit")
 @click.argument("run", type=click.Path())
 @click.option("--seed", "seed", type=click.IntRange(0, 2**32 - 1), required=True, help="Character id (the latent's seed).")
@@ -370,7 +366,7 @@ def stylegan_edit(run, seed, attrs, psi, out, scale, compare):
     imgs = to_uint8(render(synthesis, np.concatenate(ws)))
     img = imgs[0] if len(imgs) == 1 else grid(imgs, cols=len(imgs))
     ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
-    save_png(out, _upscale(img, scale))
+    save_png(out, img, scale)
     click.echo(f"wrote {out}" + (f" ({', '.join(f'{k}={v:+g}' for k, v in edits.items())})" if edits else ""))
 
 
@@ -403,7 +399,7 @@ def stylegan_sheet(run, names, seeds, steps, psi, out, scale):
     rows = [apply_edits(base[i:i + 1], dirs, {name: v}) for name in names for i in range(len(ids)) for v in values]
     imgs = to_uint8(render(synthesis, np.concatenate(rows)))
     ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
-    save_png(out, _upscale(grid(imgs, cols=len(values)), scale))
+    save_png(out, grid(imgs, cols=len(values)), scale)
     click.echo(f"wrote {out}: {len(names) * len(ids)} rows ({', '.join(names)}) x {len(values)} values {values[0]:+g}..{values[-1]:+g}")
 
 

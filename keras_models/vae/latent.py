@@ -1,4 +1,4 @@
-"""Latent-space tools on numpy arrays: interpolation, attribute vectors, image tiling."""
+"""Latent-space tools on numpy arrays: interpolation, attribute vectors, encoding and decoding batches."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from core.errors import ConfigError
+from core.images import to_uint8
 
 
 def interpolate(z_a: np.ndarray, z_b: np.ndarray, steps: int = 10) -> np.ndarray:
@@ -40,17 +41,12 @@ def apply_attribute(z: np.ndarray, vector: np.ndarray, strengths) -> np.ndarray:
     return np.stack([z + float(s) * vector for s in strengths]).astype(np.float32)
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """0..1 floats -> uint8."""
-    return np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+def encode(encoder, images, batch: int = 64) -> np.ndarray:
+    """z_mean of uint8 (or 0..255 float) images (N, H, W, 3): the encoder's deterministic code."""
+    z_mean, _ = encoder.predict(np.asarray(images, np.float32), batch_size=batch, verbose=0)
+    return z_mean
 
 
-def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2, background: int = 255) -> np.ndarray:
-    """uint8 (N, H, W, C) -> one (rows*H, cols*W, C) image with `pad` pixels between tiles."""
-    n, h, w, c = images.shape
-    out = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, c), background, np.uint8)
-    for i in range(min(n, rows * cols)):
-        r, k = divmod(i, cols)
-        y, x = pad + r * (h + pad), pad + k * (w + pad)
-        out[y:y + h, x:x + w] = images[i]
-    return out
+def decode(decoder, z, batch: int = 64) -> np.ndarray:
+    """uint8 images (N, H, W, 3) of latents (N, z_dim): the decoder's 0..1 output mapped to 0..255."""
+    return to_uint8(decoder.predict(np.asarray(z, np.float32), batch_size=batch, verbose=0), low=0.0)
