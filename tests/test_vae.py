@@ -215,6 +215,27 @@ def test_morph_and_attribute_cli(trained_run, tmp_path, capsys):
     assert Image.open(out).size[0] == 10 * 64 + 11 * 4  # character + 9 strengths, scale 2
 
 
+def test_cli_val_split_holds_out_and_reports(tmp_path, capsys):
+    """--val-split: a seeded tenth (here a quarter) of every source is never trained on; each epoch's
+    log.csv row has the held-out MSE / PSNR / KL, and heldout.json the final figures and names."""
+    out = tmp_path / "runs"
+    code, stdout, err = run(["vae", "--preset", "tiny-32", "--limit", "16", "--epochs", "2", "--epoch-size", "0",
+                             "--batch-size", "8", "--val-split", "0.25", "--out", str(out)], capsys)
+    assert code == 0, err
+    (run_dir,) = [out / d for d in os.listdir(out)]
+    with open(run_dir / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for r in rows:
+        mse, psnr = float(r["val_mse"]), float(r["val_psnr"])
+        assert 0 < mse < 1 and psnr == pytest.approx(10 * np.log10(1 / mse), rel=1e-6) and float(r["val_kl"]) >= 0
+    with open(run_dir / "heldout.json") as f:
+        held = json.load(f)
+    assert held["images"] == 4 == len(held["names"]) and held["val_split"] == 0.25
+    assert held["psnr_db"] == pytest.approx(10 * np.log10(1 / held["mse"]))
+    assert "held out 4 images" in stdout
+
+
 @pytest.mark.parametrize("argv, message", [
     (["vae", "--preset", "nope"], "unknown VAE preset 'nope'"),
     (["vae", "--preset", "tiny-32", "--image-size", "30"], "multiple of 4"),
