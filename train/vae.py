@@ -18,7 +18,7 @@ import numpy as np
 
 from core.images import grid, save_png
 from train.cli_support import UserError, atomic_path, write_json
-from train.common import common_options, dry_run, fit_verbosity, start_run, training_callbacks
+from train.common import TimeLimit, TimeLimitReached, common_options, dry_run, fit_verbosity, start_run, training_callbacks
 from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
 from train.vae_plots import write_plots
 
@@ -50,6 +50,8 @@ def _preset(name: str, image_size: int | None):
 @click.option("--val-split", type=click.FloatRange(0, 0.5), default=0.0, show_default=True,
               help="Hold out this fraction of every source (never trained on): held-out reconstruction MSE, PSNR and KL "
                    "per epoch in log.csv, final figures in heldout.json.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+              help="Minutes: stop after the epoch that would pass it, write the figures; --resume continues.")
 def vae(**options):
     """Train Foster's VAE (default: the built-in face emoji, preset quick-64, a few minutes on a CPU).
 
@@ -155,9 +157,13 @@ def fit_vae(run_dir, options, resumed, data, strategy=None, heldout=None):
                                                                     SaveModels(run_dir, model.encoder, model.decoder)]
     if heldout is not None:  # first: its figures join the epoch's logs before CSVLogger writes them
         callbacks.insert(0, HeldOut(model, heldout.images))
+    callbacks.append(TimeLimit(options.get("time_limit"), run_dir))  # last: after the epoch's backup
     click.echo(f"training {model.name}: {n} images, {steps} steps of {bs} per epoch, {options['epochs']} epochs -> {run_dir}")
-    model.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
-              verbose=fit_verbosity())
+    try:
+        model.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
+                  verbose=fit_verbosity())
+    except TimeLimitReached as e:  # the backup is kept: write the figures of the epoch reached
+        click.echo(str(e), err=True)
     save_models(run_dir, model.encoder, model.decoder)
     if heldout is not None:
         figures = heldout_figures(model, heldout.images)
