@@ -121,8 +121,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", dest="json_path", default=None, help="Also write the rows as JSON")
     a = p.parse_args(argv)
 
-    from data_pipelines import DataError
-    from train.cli_support import UserError, write_json
+    from core.cli import UserError
+    from core.errors import DataError
+    from core.files import write_json
 
     if a.cpu is not None:
         try:

@@ -7,6 +7,8 @@ import json
 import os
 import tempfile
 
+from core.cli import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str | None = None):
@@ -32,3 +34,14 @@ def write_json(path: str, obj) -> None:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, default=str)
             f.write("\n")
+
+
+def ensure_writable_dir(path: str) -> str:
+    """`path`, made if need be; a folder that cannot be made or written is a one-line error."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {path}: {e.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"output folder is not writable: {path}")
+    return path

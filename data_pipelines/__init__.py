@@ -3,8 +3,7 @@
 This package knows nothing about models: it yields uint8 images and integer labels.
 """
 
-from data_pipelines.errors import DataError
 from data_pipelines.pipeline import make_dataset
 from data_pipelines.sources import FER_LABELS, ImageSet, load_source, load_sources
 
-__all__ = ["DataError", "FER_LABELS", "ImageSet", "load_source", "load_sources", "make_dataset"]
+__all__ = ["FER_LABELS", "ImageSet", "load_source", "load_sources", "make_dataset"]

@@ -15,14 +15,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from train.cli_support import filter_native_stderr  # noqa: E402
+from core.cli import filter_native_stderr  # noqa: E402
 
 if __name__ == "__main__":
     filter_native_stderr()  # before TensorFlow loads: its C++ start-up lines would bury one-line errors
 
 import click  # noqa: E402
 
-from train.cli_support import UserError, run_cli  # noqa: E402
+from core.cli import UserError, run_cli  # noqa: E402
 
 ON_ERROR = click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
                         help="An unreadable image: skip it (listed and counted) or stop.")

@@ -37,7 +37,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from data_pipelines.errors import DataError
+from core.errors import DataError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join(HERE, "emoji_npm")

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from data_pipelines.errors import DataError
+from core.errors import DataError
 from data_pipelines.images import list_images
 from data_pipelines.imagetools import output_name, readable_images, staged_dir
 

@@ -10,7 +10,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from data_pipelines.errors import DataError
+from core.errors import DataError
 from data_pipelines.images import fit_square, list_images, to_mode
 
 

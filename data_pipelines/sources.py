@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data_pipelines.errors import DataError
+from core.errors import DataError
 from data_pipelines.images import decode_many, list_images
 
 # Kaggle folder order (alphabetical). The CSV's own order differs: see FER_CSV_TO_FOLDER.

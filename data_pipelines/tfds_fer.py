@@ -36,7 +36,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
-from data_pipelines.errors import DataError
+from core.errors import DataError
 from data_pipelines.images import decode_image, fit_square, list_images
 from data_pipelines.sources import FER_LABELS, FER_USAGES, ImageSet, iter_fer_csv, resize_batch
 from data_pipelines.tfrecords import tf_message

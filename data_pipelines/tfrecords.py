@@ -23,7 +23,7 @@ import uuid
 
 import numpy as np
 
-from data_pipelines.errors import DataError
+from core.errors import DataError
 from data_pipelines.sources import ImageSet, resize_batch
 
 FORMAT = "emotekit-tfrecords"

@@ -20,7 +20,7 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from data_pipelines.errors import DataError
+from core.errors import DataError
 from data_pipelines.images import IMAGE_EXTENSIONS, fit_square
 from data_pipelines.imagetools import open_rgb, staged_dir
 

@@ -12,6 +12,9 @@ import shutil
 import click
 import numpy as np
 
+from core.cli import UserError
+from core.files import atomic_path, ensure_writable_dir
+from core.provenance import git_commit
 from export.tflite import (
     MIN_CALIBRATION,
     QUANTS,
@@ -25,7 +28,6 @@ from export.tflite import (
     make_target,
     op_names,
 )
-from train.cli_support import UserError, atomic_path, ensure_writable_dir
 
 RUN_MODELS = {
     # run kind -> [(file candidates in order, part suffix, task)]
@@ -244,8 +246,6 @@ def tflite(source, quant, out_dir, data, calib_data, name, task, force, calib_si
            min_agreement, max_acc_drop, min_psnr, min_snr, seed):
     """Convert SOURCE (a run directory or a .keras file) to NAME.tflite, verified against Keras."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from train.common import git_commit
-
     targets, opts, base = resolve_source(source, task)
     base = name or base
     overrides = {"min_agreement": min_agreement, "max_acc_drop": max_acc_drop, "min_psnr": min_psnr, "min_snr": min_snr}

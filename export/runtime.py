@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from data_pipelines.errors import DataError
+from core.errors import DataError
 
 
 def read_labels(model_path: str) -> list[str] | None:

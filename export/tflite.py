@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from train.cli_support import UserError
+from core.cli import UserError
 
 QUANTS = ("fp32", "fp16", "dynamic", "int8")
 MIN_CALIBRATION = 200

@@ -20,7 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 
-from train.cli_support import UserError, atomic_path, run_cli  # noqa: E402
+from core.cli import UserError, run_cli  # noqa: E402
+from core.files import atomic_path  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = os.path.join(HERE, "models")

@@ -175,7 +175,7 @@ class BlazeFaceDetector:
                  num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
-        from train.cli_support import UserError
+        from core.cli import UserError
 
         if not os.path.isfile(path):
             raise UserError(f"BlazeFace model not found: {path} (run `python -m mobile_demo.setup_assets`)")
@@ -229,7 +229,7 @@ class HaarDetector:
     def __init__(self, min_size: int = 24):
         import cv2
 
-        from train.cli_support import UserError
+        from core.cli import UserError
 
         path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
         self.cascade = cv2.CascadeClassifier(path)

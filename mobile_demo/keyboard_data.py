@@ -8,7 +8,7 @@ after upgrading that package; the output is committed.
 import json
 import os
 
-from train.cli_support import atomic_path
+from core.files import atomic_path
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static", "emoji_keyboard.json")
 CATEGORIES = ["Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink", "Travel & Places",

@@ -32,7 +32,7 @@ import subprocess
 import tempfile
 import urllib.parse
 
-from train.cli_support import UserError
+from core.cli import UserError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC = os.path.join(HERE, "static")

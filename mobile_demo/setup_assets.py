@@ -23,7 +23,8 @@ import zipfile
 
 import click
 
-from train.cli_support import UserError, atomic_path, run_cli
+from core.cli import UserError, run_cli
+from core.files import atomic_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENDOR = os.path.join(HERE, "static", "vendor")

@@ -7,8 +7,8 @@ import sys
 
 def run_train(args, monkeypatch, capsys):
     """Runs `python -m train ARGS` in-process; returns (exit status, stdout, stderr)."""
+    from core.cli import run_cli
     from train.__main__ import cli
-    from train.cli_support import run_cli
 
     monkeypatch.setattr(sys, "argv", ["python -m train", *args])
     code = 0

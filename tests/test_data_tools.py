@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from data_pipelines import DataError
+from core.cli import run_cli
+from core.errors import DataError
 from data_pipelines.__main__ import cli
 from data_pipelines.voc import crop_voc, parse_voc
-from train.cli_support import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -146,8 +146,8 @@ def _cli(args):
     become exit status 2 and one line, as run_cli does."""
     from click.testing import CliRunner
 
+    from core.cli import user_errors
     from train.__main__ import cli
-    from train.cli_support import user_errors
 
     os.environ["EMOTEKIT_QUIET"] = "1"
     res = CliRunner().invoke(cli, args)
@@ -344,7 +344,7 @@ def test_resume_interrupted_run(tiny_folder, tmp_path, monkeypatch):
     import keras
 
     import train.dcgan as mod
-    from train.cli_support import load_run_options
+    from train.rundirs import load_run_options
 
     class Crash(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

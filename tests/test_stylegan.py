@@ -217,8 +217,8 @@ class _Result:
 
 def _cli(args):
     """`python -m train ARGS` in-process; user errors become exit status 2 and one line, as run_cli does."""
+    from core.cli import user_errors
     from train.__main__ import cli
-    from train.cli_support import user_errors
 
     os.environ["EMOTEKIT_QUIET"] = "1"
     res = CliRunner().invoke(cli, args)

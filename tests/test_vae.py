@@ -19,8 +19,8 @@ from keras_models.vae.latent import apply_attribute, attribute_vector, interpola
 
 def run(argv, capsys):
     """Runs `python -m train ARGV` in-process; returns (exit status, stdout, stderr)."""
+    from core.cli import run_cli
     from train.__main__ import cli
-    from train.cli_support import run_cli
 
     old = sys.argv
     sys.argv = ["python -m train", *argv]

@@ -6,13 +6,15 @@ import functools
 import json
 import os
 import platform
-import subprocess
 import time
 
 import click
 import keras
 
-from train.cli_support import UserError, load_run_options, new_run_dir, write_json
+from core.cli import UserError
+from core.files import write_json
+from core.provenance import git_commit
+from train.rundirs import load_run_options, new_run_dir
 
 
 def common_options(defaults: dict):
@@ -43,14 +45,6 @@ def common_options(defaults: dict):
         return f
 
     return decorator
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:

@@ -16,11 +16,13 @@ import time
 import click
 import numpy as np
 
+from core.cli import UserError
+from core.files import atomic_path, ensure_writable_dir, write_json
 from core.images import grid, make_gif, save_png, to_uint8
-from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
 from train.common import common_options, continue_finished_gan, dry_run, fit_verbosity, start_run, training_callbacks, with_user_errors
 from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, worker_out
 from train.jit import jit_compile_option, resolve_jit_compile
+from train.rundirs import load_run_options
 
 DEFAULT_DATA = ("emoji:twemoji/all",)
 SMALL_DATA = 5000  # DiffAugment on by default below this many images

@@ -7,7 +7,8 @@ import os
 import click
 import numpy as np
 
-from train.cli_support import UserError, atomic_path, write_json
+from core.cli import UserError
+from core.files import atomic_path, write_json
 
 
 def metrics_from_predictions(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:

@@ -9,7 +9,8 @@ import shutil
 import click
 import numpy as np
 
-from train.cli_support import UserError, atomic_path, user_errors
+from core.cli import UserError, user_errors
+from core.files import atomic_path
 from train.common import TimeLimit, TimeLimitReached, common_options, dry_run, fit_verbosity, start_run, training_callbacks
 from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, with_class_weights, worker_out
 

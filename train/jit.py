@@ -22,7 +22,7 @@ import time
 
 import click
 
-from train.cli_support import write_json
+from core.files import write_json
 
 MODES = ("auto", "on", "off")
 WARMUP_STEPS = 2  # the first traces / compiles the step

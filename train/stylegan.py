@@ -22,8 +22,9 @@ import time
 import click
 import numpy as np
 
+from core.cli import UserError
+from core.files import atomic_path, ensure_writable_dir, write_json
 from core.images import grid, make_gif, save_png, to_uint8
-from train.cli_support import UserError, atomic_path, ensure_writable_dir, load_run_options, write_json
 from train.common import (
     common_options,
     continue_finished_gan,
@@ -35,6 +36,7 @@ from train.common import (
     with_user_errors,
 )
 from train.jit import jit_compile_option, resolve_jit_compile
+from train.rundirs import load_run_options
 
 SMALL_DATA = 30000  # DiffAugment on by default below this many images
 SIZE_CONFIGS = {16: "tiny", 32: "small32", 64: "small64", 128: "small128"}

@@ -16,8 +16,9 @@ import click
 import keras
 import numpy as np
 
+from core.cli import UserError
+from core.files import atomic_path, write_json
 from core.images import grid, save_png
-from train.cli_support import UserError, atomic_path, write_json
 from train.common import TimeLimit, TimeLimitReached, common_options, dry_run, fit_verbosity, start_run, training_callbacks
 from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
 from train.vae_plots import write_plots

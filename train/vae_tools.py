@@ -9,9 +9,9 @@ import os
 import click
 import numpy as np
 
+from core.cli import UserError
 from core.files import atomic_path
 from core.images import bounce_gif, grid, save_png
-from train.cli_support import UserError
 
 
 def load_run_models(run_dir: str):
@@ -36,7 +36,7 @@ def load_run_models(run_dir: str):
 
 def resolve_image(ref: str, size: int) -> tuple[np.ndarray, str]:
     """An image path, or a built-in face emoji by character or name ("grinning face", "smiling")."""
-    from data_pipelines import DataError
+    from core.errors import DataError
     from data_pipelines.images import decode_image
     from data_pipelines.sources import emoji_entries
 
@@ -161,7 +161,8 @@ def _character_specs(run_dir: str, characters: tuple) -> tuple:
 
 def _pick_characters(encoder, decoder, specs, size, count, pool):
     """(names, images, z_mean) of the `count` images of a pool of `pool` the VAE reconstructs best."""
-    from data_pipelines import DataError, load_source
+    from core.errors import DataError
+    from data_pipelines import load_source
     from keras_models.vae.latent import encode
 
     names, images = [], []
@@ -183,7 +184,8 @@ def _pick_characters(encoder, decoder, specs, size, count, pool):
 
 def _expressions(spec: str, size: int, count: int):
     """(names, chars or None, images) of the expression images: face emoji with the featured ones first."""
-    from data_pipelines import DataError, load_source
+    from core.errors import DataError
+    from data_pipelines import load_source
     from data_pipelines.images import decode_image
     from data_pipelines.sources import emoji_entries
 

@@ -7,7 +7,7 @@ import json
 import os
 import socket
 
-from train.cli_support import UserError
+from core.cli import UserError
 
 TPU_PROBE_TIMEOUT_S = 5.0
 

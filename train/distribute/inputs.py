@@ -4,7 +4,7 @@ batches of ``global // replicas``; in-memory data is split by example between th
 
 from __future__ import annotations
 
-from train.cli_support import UserError
+from core.cli import UserError
 from train.distribute.strategies import is_default
 
 

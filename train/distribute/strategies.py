@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from train.cli_support import UserError
+from core.cli import UserError
 from train.distribute.cluster import on_tpu_vm, parse_tf_config, probe_tpu
 from train.distribute.keras_patch import fix_multi_worker_fit
 

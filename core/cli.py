@@ -1,9 +1,8 @@
-"""What every Emotekit command shares: user errors as one line, atomic writes, run directories."""
+"""What every Emotekit command shares: user errors shown as one line, and quiet TensorFlow start-up."""
 
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import re
 import sys
@@ -11,7 +10,7 @@ import threading
 
 import click
 
-from core.files import atomic_path, write_json  # noqa: F401 - re-exported: every command writes with them
+from core.errors import ConfigError, DataError
 
 
 class UserError(Exception):
@@ -20,9 +19,6 @@ class UserError(Exception):
 
 def user_errors():
     """Exception types shown to the user as one line without a traceback."""
-    from core.errors import ConfigError
-    from data_pipelines.errors import DataError
-
     return (UserError, DataError, ConfigError)
 
 
@@ -95,34 +91,3 @@ def run_cli(group: click.Group, prog_name: str):
     except user_errors() as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
-
-
-def ensure_writable_dir(path: str) -> str:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create output folder {path}: {e.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise UserError(f"output folder is not writable: {path}")
-    return path
-
-
-def new_run_dir(out: str, kind: str, desc: str) -> str:
-    """Creates `out/NNNNN-kind-desc/` with the next free number (stylegan2-ada style)."""
-    ensure_writable_dir(out)
-    numbers = [int(m.group(1)) for d in os.listdir(out) if (m := re.match(r"^(\d{5})-", d))]
-    desc = re.sub(r"[^A-Za-z0-9_.-]+", "_", desc).strip("_") or "run"
-    path = os.path.join(out, f"{max(numbers, default=0) + 1:05d}-{kind}-{desc}")
-    os.makedirs(path)
-    return path
-
-
-def load_run_options(run_dir: str, kind: str) -> dict:
-    path = os.path.join(run_dir, "options.json")
-    if not os.path.isfile(path):
-        raise UserError(f"not a run directory (no options.json): {run_dir}")
-    with open(path) as f:
-        opts = json.load(f)
-    if opts.get("kind") != kind:
-        raise UserError(f"{run_dir} is a {opts.get('kind')!r} run, not {kind!r}")
-    return opts

@@ -13,7 +13,7 @@ ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 NOISY = textwrap.dedent(r'''
     import os, sys
-    from train.cli_support import filter_native_stderr
+    from core.cli import filter_native_stderr
     print("filter", filter_native_stderr(), flush=True)
     os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
     os.write(2, b"I0000 00:00:1795575726.584179   15065 cudart_stub.cc:31] Could not find cuda drivers\n")
@@ -76,8 +76,8 @@ def test_config_error_is_one_line_but_a_bug_keeps_its_traceback(monkeypatch, cap
     other ValueError is a programming error and must propagate with its traceback."""
     import pytest
 
+    from core.cli import run_cli
     from core.errors import ConfigError
-    from train.cli_support import run_cli
 
     monkeypatch.setattr(sys, "argv", ["prog", "go"])
     with pytest.raises(SystemExit) as e:
