@@ -68,9 +68,9 @@ def latency(blob: bytes, shape, runs: int) -> float:
 
 
 def bench_one(path: str, data: str, usage: str | None, limit: int | None, runs: int) -> dict:
+    from core.metrics import metrics_from_predictions
+    from core.runtime import load_classifier
     from data_pipelines import load_source
-    from export.runtime import load_classifier
-    from train.evaluate import metrics_from_predictions
 
     clf = load_classifier(path, num_threads=1)
     row = {"model": path, "format": os.path.splitext(path)[1][1:], "size_bytes": os.path.getsize(path),

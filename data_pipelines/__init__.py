@@ -4,6 +4,6 @@ This package knows nothing about models: it yields uint8 images and integer labe
 """
 
 from data_pipelines.pipeline import make_dataset
-from data_pipelines.sources import FER_LABELS, ImageSet, load_source, load_sources
+from data_pipelines.sources import ImageSet, load_source, load_sources
 
-__all__ = ["FER_LABELS", "ImageSet", "load_source", "load_sources", "make_dataset"]
+__all__ = ["ImageSet", "load_source", "load_sources", "make_dataset"]

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.errors import DataError
+from core.labels import FER_LABELS
 from data_pipelines.images import decode_many, list_images
 
 # Kaggle folder order (alphabetical). The CSV's own order differs: see FER_CSV_TO_FOLDER.
-FER_LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 # CSV emotion 0..6 = angry, disgust, fear, happy, sad, surprise, neutral.
 FER_CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_CSV_TO_FOLDER = tuple(FER_LABELS.index(n) for n in FER_CSV_LABELS)

@@ -1,4 +1,4 @@
-"""Export Keras models to verified `.tflite` files, and run them (`export.runtime`).
+"""Export Keras models to verified `.tflite` files (`core.runtime` runs them with one interface).
 
     python -m export tflite SOURCE --quant {fp32,fp16,dynamic,int8} --out DIR [--data PATH] [--force] [--name NAME]
     python -m export report DIR

@@ -78,7 +78,7 @@ def _read_lines(path):
 
 def resolve_source(source: str, task: str | None):
     """[(Target, part suffix)], run options (or {}), default base name."""
-    from export.runtime import read_labels
+    from core.runtime import read_labels
 
     if not os.path.exists(source):
         raise UserError(f"source not found: {source}")

@@ -6,7 +6,7 @@ The conversion path is the one known to work with Keras 3 / TF 2.21: a SavedMode
 Flex ops don't run on phones or in LiteRT.js). `from_concrete_functions` gave silent NaNs.
 
 Every quantization level keeps float32 input and output tensors: the app, the browser and
-`export.runtime` feed raw float pixels (classifiers rescale inside the graph) or float
+`core.runtime` feed raw float pixels (classifiers rescale inside the graph) or float
 latents, and read float probabilities / images. With `int8` every weight and activation is
 int8; only a QUANTIZE at the input and a DEQUANTIZE at each output run in float.
 """
@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from core.cli import UserError
+from core.metrics import macro_f1
 
 QUANTS = ("fp32", "fp16", "dynamic", "int8")
 MIN_CALIBRATION = 200
@@ -326,8 +327,8 @@ def compare(target: Target, ref: list[np.ndarray], got: list[np.ndarray], labels
             m["accuracy"] = float(np.mean(t == labels))
             m["accuracy_diff_points"] = round((m["accuracy"] - m["keras_accuracy"]) * 100, 3)
             names = target.labels or [str(i) for i in range(ref[0].shape[1])]
-            m["macro_f1"] = _macro_f1(labels, t, len(names))
-            m["keras_macro_f1"] = _macro_f1(labels, k, len(names))
+            m["macro_f1"] = macro_f1(labels, t, len(names))
+            m["keras_macro_f1"] = macro_f1(labels, k, len(names))
         return m
     if target.family == "decoder":
         lo, hi = target.outputs_desc()[0].get("range") or output_range(ref[0])
@@ -346,16 +347,6 @@ def compare(target: Target, ref: list[np.ndarray], got: list[np.ndarray], labels
         snrs.append(snr)
     m["snr_db"] = min(snrs)
     return m
-
-
-def _macro_f1(y, p, n):
-    f1s = []
-    for c in range(n):
-        tp = np.sum((p == c) & (y == c))
-        prec = tp / max(np.sum(p == c), 1)
-        rec = tp / max(np.sum(y == c), 1)
-        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-    return float(np.mean(f1s))
 
 
 def check(target: Target, quant: str, metrics: dict, overrides: dict | None = None) -> tuple[dict, list[str]]:

@@ -15,9 +15,10 @@ import os
 
 import numpy as np
 
+from core.labels import FER_LABELS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMOJI_MAP = os.path.join(HERE, "static", "emoji_map.json")
-LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,16 +26,16 @@ class EmojiTable:
     chars: tuple[str, ...]
     names: tuple[str, ...]
     twemoji: tuple[str, ...]
-    weights: np.ndarray  # (n, 7), rows sum to 1, columns in LABELS order
+    weights: np.ndarray  # (n, 7), rows sum to 1, columns in FER_LABELS order
 
     def __len__(self):
         return len(self.chars)
 
     def scores(self, probs) -> np.ndarray:
-        """Cosine between each emoji's weights and `probs` (7 values in LABELS order)."""
+        """Cosine between each emoji's weights and `probs` (7 values in FER_LABELS order)."""
         p = np.asarray(probs, np.float64).reshape(-1)
-        if p.shape != (len(LABELS),) or not np.all(np.isfinite(p)):
-            raise ValueError(f"expected {len(LABELS)} finite expression probabilities, got shape {p.shape}")
+        if p.shape != (len(FER_LABELS),) or not np.all(np.isfinite(p)):
+            raise ValueError(f"expected {len(FER_LABELS)} finite expression probabilities, got shape {p.shape}")
         w = self.weights.astype(np.float64)
         norm = np.linalg.norm(w, axis=1) * max(np.linalg.norm(p), 1e-12)
         return (w @ p) / norm
@@ -56,15 +57,15 @@ class EmojiTable:
 
 def parse_table(doc: dict, where: str = "emoji map") -> EmojiTable:
     labels = tuple(doc.get("labels", ()))
-    if labels != LABELS:
-        raise ValueError(f"{where}: labels must be {list(LABELS)}, got {list(labels)}")
+    if labels != FER_LABELS:
+        raise ValueError(f"{where}: labels must be {list(FER_LABELS)}, got {list(labels)}")
     chars, names, pngs, rows = [], [], [], []
     for i, e in enumerate(doc.get("emoji", [])):
         w = e.get("weights", {})
-        unknown = set(w) - set(LABELS)
+        unknown = set(w) - set(FER_LABELS)
         if unknown:
             raise ValueError(f"{where}: emoji #{i} {e.get('char')!r} has unknown expressions {sorted(unknown)}")
-        row = np.array([float(w.get(k, 0.0)) for k in LABELS])
+        row = np.array([float(w.get(k, 0.0)) for k in FER_LABELS])
         if np.any(row < 0) or abs(row.sum() - 1.0) > 1e-6:
             raise ValueError(f"{where}: emoji #{i} {e.get('char')!r} weights must be >= 0 and sum to 1")
         chars.append(e["char"])
@@ -85,5 +86,5 @@ def load_table(path: str = EMOJI_MAP) -> EmojiTable:
 
 
 def rank(probs, k: int = 5, table: EmojiTable | None = None) -> list[tuple[str, float]]:
-    """Top-k (emoji, score) for 7 expression probabilities (LABELS order)."""
+    """Top-k (emoji, score) for 7 expression probabilities (FER_LABELS order)."""
     return (table or load_table()).rank(probs, k)

@@ -83,24 +83,24 @@ class ExpressionModel:
     """The classifier plus the mapping of its outputs onto the emoji table's label order, and its crop contract."""
 
     def __init__(self, path: str, manifest: str | None = None):
-        from export.runtime import load_classifier
-        from mobile_demo.emoji_table import LABELS
+        from core.labels import FER_LABELS
+        from core.runtime import load_classifier
 
         self.path = path
         self.clf = load_classifier(path, num_threads=1)
         if self.clf.channels != 1:
             raise UserError(f"{path} takes {self.clf.channels}-channel images; the expression model takes grey (1 channel)")
         entry = manifest_entry(path, manifest)
-        labels = self.clf.labels or (entry or {}).get("labels") or list(LABELS)
+        labels = self.clf.labels or (entry or {}).get("labels") or list(FER_LABELS)
         labels = [str(x).lower() for x in labels]
-        if sorted(labels) != sorted(LABELS):
-            raise UserError(f"{path} predicts {labels}, not the seven expressions {list(LABELS)}")
-        self.order = [labels.index(k) for k in LABELS]
+        if sorted(labels) != sorted(FER_LABELS):
+            raise UserError(f"{path} predicts {labels}, not the seven expressions {list(FER_LABELS)}")
+        self.order = [labels.index(k) for k in FER_LABELS]
         self.size = self.clf.input_size
         self.contract = crop_contract(entry, self.size, f"{manifest or 'the manifest'} ({os.path.basename(path)})")
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
-        """48x48 grey uint8 crop -> 7 probabilities in emoji_table.LABELS order."""
+        """48x48 grey uint8 crop -> 7 probabilities in core.labels.FER_LABELS order."""
         x = crop.astype(np.float32)[:, :, None]
         y = self.clf.predict_one(x) if hasattr(self.clf, "predict_one") else self.clf.predict(x[None])[0]
         y = np.asarray(y, np.float64).reshape(-1)
@@ -208,7 +208,7 @@ class Emojifier:
         return out, results
 
     def describe(self, results, prefix: str = "") -> list[str]:
-        from mobile_demo.emoji_table import LABELS
+        from core.labels import FER_LABELS
 
         if not results:
             return [f"{prefix}no face found"]
@@ -218,7 +218,7 @@ class Emojifier:
             best = int(np.argmax(probs))
             emoji = "  ".join(f"{c} {self.table.name(c)} {s:.3f}" for c, s in top)
             lines.append(f"{prefix}face {i} at x={x} y={y} w={w} h={h} (score {face.score:.2f}, "
-                         f"{LABELS[best]} {probs[best]:.2f}): {emoji}")
+                         f"{FER_LABELS[best]} {probs[best]:.2f}): {emoji}")
         return lines
 
 

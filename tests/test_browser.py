@@ -102,7 +102,7 @@ def pick_faces(label: str, entry, count: int = 1, pool: int = 40) -> list[np.nda
     faces = [cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in files]
     faces = [f for f in faces if f is not None and f.shape == (48, 48)]
     try:
-        from export.runtime import load_classifier
+        from core.runtime import load_classifier
 
         clf = load_classifier(os.path.join(os.path.dirname(MANIFEST), entry["path"]))
         labels = entry.get("labels") or clf.labels
@@ -562,7 +562,7 @@ def test_page_pipeline_crops_the_face_as_emojify(page_crops):
     entry = _manifest_entry("expression")
     if entry is None:
         pytest.skip("no expression model in the manifest")
-    from mobile_demo.emoji_table import LABELS
+    from core.labels import FER_LABELS
     from mobile_demo.emojify import Emojifier
 
     em = Emojifier(os.path.join(MODELS, entry["path"]), detector="blazeface")
@@ -577,7 +577,7 @@ def test_page_pipeline_crops_the_face_as_emojify(page_crops):
     labels = [str(x).lower() for x in entry["labels"]]
     # The two runtimes (LiteRT.js's wasm XNNPack, ai_edge_litert's native one) may requantize a few values
     # one int8 step apart: the probabilities agree to a few steps, the answer wherever it is not a near tie.
-    np.testing.assert_allclose(np.asarray(page["probs"])[[labels.index(k) for k in LABELS]], probs, atol=0.02)
+    np.testing.assert_allclose(np.asarray(page["probs"])[[labels.index(k) for k in FER_LABELS]], probs, atol=0.02)
     top2 = np.sort(probs)[-2:]
     if top2[1] - top2[0] > 0.05:
-        assert labels[int(np.argmax(page["probs"]))] == LABELS[int(np.argmax(probs))]
+        assert labels[int(np.argmax(page["probs"]))] == FER_LABELS[int(np.argmax(probs))]

@@ -13,6 +13,7 @@ from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from core.labels import FER_LABELS  # noqa: E402
 from mobile_demo import emoji_table as et  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,7 +26,7 @@ CSV_ORDER = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 def test_table_has_100_plus_face_emoji_with_valid_weights():
     t = et.load_table()
     assert len(t) >= 100
-    assert et.LABELS == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+    assert FER_LABELS == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
     assert t.weights.shape == (len(t), 7)
     np.testing.assert_allclose(t.weights.sum(axis=1), 1.0, atol=1e-6)
     assert (t.weights >= 0).all() and len(set(t.chars)) == len(t)
@@ -43,14 +44,14 @@ def test_table_has_100_plus_face_emoji_with_valid_weights():
                                             ("neutral", "😐"), ("surprise", "😮"), ("fear", "😨")])
 def test_rank_one_hot_gives_that_expressions_emoji(label, expected):
     p = np.zeros(7)
-    p[et.LABELS.index(label)] = 1
+    p[FER_LABELS.index(label)] = 1
     top = et.rank(p, 5)
     assert top[0][0] == expected and len(top) == 5
     scores = [s for _, s in top]
     assert scores == sorted(scores, reverse=True) and scores[0] <= 1 + 1e-9
     t = et.load_table()
     for c, _ in top:  # all five lead with that expression
-        assert et.LABELS[int(t.weights[t.chars.index(c)].argmax())] == label
+        assert FER_LABELS[int(t.weights[t.chars.index(c)].argmax())] == label
 
 
 def test_rank_mixtures_and_bad_input():
@@ -59,9 +60,9 @@ def test_rank_mixtures_and_bad_input():
     with pytest.raises(ValueError):
         et.rank([1, 0, 0], 3)
     with pytest.raises(ValueError, match="sum to 1"):
-        et.parse_table({"labels": list(et.LABELS), "emoji": [{"char": "x", "weights": {"happy": 0.5}}]})
+        et.parse_table({"labels": list(FER_LABELS), "emoji": [{"char": "x", "weights": {"happy": 0.5}}]})
     with pytest.raises(ValueError, match="unknown expressions"):
-        et.parse_table({"labels": list(et.LABELS), "emoji": [{"char": "x", "weights": {"joy": 1}}]})
+        et.parse_table({"labels": list(FER_LABELS), "emoji": [{"char": "x", "weights": {"joy": 1}}]})
 
 
 # --- emojify -------------------------------------------------------------------------------------
@@ -82,7 +83,7 @@ def tiny_model(path, favourite: int):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    happy = tiny_model(d / "happy.tflite", et.LABELS.index("happy"))
+    happy = tiny_model(d / "happy.tflite", FER_LABELS.index("happy"))
     # labels in the FER CSV order: class 4 is "sad" there, so the app must reorder the outputs
     os.makedirs(d / "csv")
     sad = tiny_model(d / "csv" / "sad.tflite", CSV_ORDER.index("sad"))
@@ -266,7 +267,7 @@ def _models_dir_with_crop(models, tmp_path, crop):
     d = tmp_path / "withcrop"
     os.makedirs(d, exist_ok=True)
     shutil.copyfile(models["happy"], d / "expr.tflite")
-    entry = {"task": "expression", "path": "expr.tflite", "quant": "fp32", "labels": list(et.LABELS)}
+    entry = {"task": "expression", "path": "expr.tflite", "quant": "fp32", "labels": list(FER_LABELS)}
     if crop is not None:
         entry["crop"] = crop
     (d / "manifest.json").write_text(json.dumps({"version": 1, "models": [entry]}))
@@ -314,7 +315,7 @@ def test_export_writes_the_default_crop_contract_for_expression_models():
     from export.cli import _manifest_entry
 
     def entry(task, shape):
-        target = SimpleNamespace(family="classifier", labels=list(et.LABELS), input_shape=tuple(shape))
+        target = SimpleNamespace(family="classifier", labels=list(FER_LABELS), input_shape=tuple(shape))
         report = {"name": "m", "task": task, "file": "m.tflite", "input": {"shape": list(shape)}, "outputs": [],
                   "quant": "int8", "size_bytes": 1, "command": "", "commit": "", "latency_ms": {"1_thread": 1.0},
                   "passed": True, "verification": {"accuracy": 0.5}}

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 from clirun import run_train
 
-from train.evaluate import metrics_from_predictions  # noqa: E402
+from core.metrics import metrics_from_predictions  # noqa: E402
 
 FER = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # folder order
 FER_CSV = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # CSV emotion codes 0..6

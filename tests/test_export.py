@@ -145,8 +145,8 @@ def test_op_names_sees_flex_ops(work):
 
 
 def run_cli(args, capsys, monkeypatch):
-    from export.cli import cli
     from core.cli import run_cli as _run
+    from export.cli import cli
 
     monkeypatch.setattr(sys, "argv", ["python -m export", *args])
     code = 0
@@ -174,7 +174,7 @@ def _run_dir(work, tmp_path, kind="expression"):
 
 
 def test_cli_expression_run_int8(work, tmp_path, capsys, monkeypatch):
-    from export.runtime import load_classifier
+    from core.runtime import load_classifier
 
     run = _run_dir(work, tmp_path)
     out = tmp_path / "models"

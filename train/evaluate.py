@@ -9,29 +9,7 @@ import numpy as np
 
 from core.cli import UserError
 from core.files import atomic_path, write_json
-
-
-def metrics_from_predictions(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
-    n = len(labels)
-    cm = np.zeros((n, n), dtype=np.int64)
-    np.add.at(cm, (y_true, y_pred), 1)
-    per_class = {}
-    f1s = []
-    for i, name in enumerate(labels):
-        tp = cm[i, i]
-        precision = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
-        recall = tp / cm[i].sum() if cm[i].sum() else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        f1s.append(f1)
-        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(cm[i].sum())}
-    return {
-        "accuracy": float(np.trace(cm) / max(cm.sum(), 1)),
-        "macro_f1": float(np.mean(f1s)),
-        "labels": list(labels),
-        "confusion_matrix": cm.tolist(),
-        "per_class": per_class,
-        "count": int(cm.sum()),
-    }
+from core.metrics import metrics_from_predictions
 
 
 def plot_confusion(metrics: dict, path: str, title: str = ""):
@@ -65,7 +43,7 @@ def plot_confusion(metrics: dict, path: str, title: str = ""):
 
 def predict_probs(model_path: str, images: np.ndarray, tta: bool = False, batch_size: int = 256) -> np.ndarray:
     """Class probabilities from a `.keras` or `.tflite` classifier; TTA averages flips and shifts."""
-    from export.runtime import load_classifier
+    from core.runtime import load_classifier
 
     clf = load_classifier(model_path)
     x = images.astype(np.float32)
@@ -105,8 +83,8 @@ def model_io(clf) -> tuple[tuple[int, int, int], int]:
 @click.option("--limit", type=int, default=None)
 def evaluate(model_path, data, usage, json_path, tta, limit):
     """Evaluate a classifier: accuracy, macro-F1, per-class P/R/F1, confusion matrix."""
+    from core.runtime import load_classifier
     from data_pipelines import load_source
-    from export.runtime import load_classifier
 
     if not os.path.exists(model_path):
         raise UserError(f"model not found: {model_path}")
