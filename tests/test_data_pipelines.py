@@ -15,7 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from core.errors import DataError  # noqa: E402
 from core.labels import FER_LABELS  # noqa: E402
 from data_pipelines import load_source, load_sources, make_dataset  # noqa: E402
-from data_pipelines.sources import FER_CSV_LABELS, FER_CSV_TO_FOLDER, emoji_entries  # noqa: E402
+from data_pipelines.emoji_sets import emoji_entries  # noqa: E402
+from data_pipelines.fer_csv import FER_CSV_LABELS, FER_CSV_TO_FOLDER  # noqa: E402
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

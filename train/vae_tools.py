@@ -37,8 +37,8 @@ def load_run_models(run_dir: str):
 def resolve_image(ref: str, size: int) -> tuple[np.ndarray, str]:
     """An image path, or a built-in face emoji by character or name ("grinning face", "smiling")."""
     from core.errors import DataError
+    from data_pipelines.emoji_sets import emoji_entries
     from data_pipelines.images import decode_image
-    from data_pipelines.sources import emoji_entries
 
     if os.path.exists(ref):
         if os.path.isdir(ref):
@@ -186,8 +186,8 @@ def _expressions(spec: str, size: int, count: int):
     """(names, chars or None, images) of the expression images: face emoji with the featured ones first."""
     from core.errors import DataError
     from data_pipelines import load_source
+    from data_pipelines.emoji_sets import emoji_entries
     from data_pipelines.images import decode_image
-    from data_pipelines.sources import emoji_entries
 
     try:
         if spec.startswith("emoji:twemoji") and spec.partition("/")[2] in ("", "faces"):
