@@ -312,14 +312,14 @@ def test_export_writes_the_default_crop_contract_for_expression_models():
     from types import SimpleNamespace
 
     from core.crop import CropContract
-    from export.cli import _manifest_entry
+    from export.manifest import manifest_entry
 
     def entry(task, shape):
         target = SimpleNamespace(family="classifier", labels=list(FER_LABELS), input_shape=tuple(shape))
         report = {"name": "m", "task": task, "file": "m.tflite", "input": {"shape": list(shape)}, "outputs": [],
                   "quant": "int8", "size_bytes": 1, "command": "", "commit": "", "latency_ms": {"1_thread": 1.0},
                   "passed": True, "verification": {"accuracy": 0.5}}
-        return _manifest_entry(target, report)
+        return manifest_entry(target, report)
 
     assert entry("expression", (1, 48, 48, 1))["crop"] == CropContract().to_dict()
     assert entry("expression", (1, 64, 64, 1))["crop"] == CropContract(size=64).to_dict()
