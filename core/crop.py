@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from core.faces import square_around
+
 BORDERS = ("replicate", "constant")
 RESIZES = ("area",)
 
@@ -99,10 +101,7 @@ class CropContract:
 
     def square(self, x: float, y: float, w: float, h: float) -> tuple[float, float, float]:
         """(left, top, side) of the crop square for a detector box, in frame pixels (fractional)."""
-        side0 = max(float(w), float(h))
-        side = self.scale * side0
-        cx = float(x) + float(w) / 2
-        cy = float(y) + float(h) / 2 + self.shift * side0
+        cx, cy, side = square_around(x, y, w, h, self.scale, self.shift)
         return cx - side / 2, cy - side / 2, side
 
 

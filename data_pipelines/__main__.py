@@ -40,9 +40,9 @@ def cli():
 @cli.command("tfrecords")
 @click.argument("source")
 @click.option("--out", required=True, help="Output folder (local or gs://bucket/path); must be new or empty.")
-@click.option("--shards", type=int, default=4, show_default=True, help="Number of TFRecord files.")
-@click.option("--image-size", type=int, default=64, show_default=True, help="Images are stored size x size.")
-@click.option("--channels", type=int, default=3, show_default=True, help="1 (grey) or 3 (RGB).")
+@click.option("--shards", type=click.IntRange(min=1), default=4, show_default=True, help="Number of TFRecord files.")
+@click.option("--image-size", type=click.IntRange(min=1), default=64, show_default=True, help="Images are stored size x size.")
+@click.option("--channels", type=click.Choice([1, 3]), default=3, show_default=True, help="1 (grey) or 3 (RGB).")
 @click.option("--labeled", is_flag=True, help="Store class labels (sub-folders, FER CSV, TFDS).")
 @click.option("--usage", default=None, help="FER CSV / TFDS rows: Training, PublicTest or PrivateTest.")
 @click.option("--limit", type=int, default=None, help="Only the first N examples.")
@@ -52,10 +52,6 @@ def tfrecords_cmd(source, out, shards, image_size, channels, labeled, usage, lim
     from data_pipelines import load_source
     from data_pipelines.tfrecords import write_tfrecords
 
-    if channels not in (1, 3):
-        raise UserError("--channels must be 1 or 3")
-    if image_size < 1 or shards < 1:
-        raise UserError("--image-size and --shards must be positive")
     data = load_source(source, image_size, channels, labeled=labeled, usage=usage, limit=limit, on_error=on_error)
     for line in data.skipped:
         _err(f"skipped: {line}")
@@ -69,7 +65,7 @@ def tfrecords_cmd(source, out, shards, image_size, channels, labeled, usage, lim
 @click.argument("images_dir")
 @click.argument("annotations_dir")
 @click.option("--out", required=True, help="Output folder (new or empty): OUT/<label>/<picture>_<k>.png.")
-@click.option("--size", type=int, default=64, show_default=True)
+@click.option("--size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--pad", is_flag=True, help="Pad each box to a square with white instead of centre-cropping it.")
 def crop_voc_cmd(images_dir, annotations_dir, out, size, pad):
     """Crops the LabelImg / Pascal-VOC boxes of ANNOTATIONS_DIR/*.xml out of the pictures in IMAGES_DIR."""
@@ -83,8 +79,8 @@ def crop_voc_cmd(images_dir, annotations_dir, out, size, pad):
 @cli.command("crop-faces")
 @click.argument("src")
 @click.option("--out", required=True, help="Output folder (new or empty).")
-@click.option("--size", type=int, default=64, show_default=True)
-@click.option("--margin", type=float, default=0.2, show_default=True, help="Box widened by this fraction per side.")
+@click.option("--size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--margin", type=click.FloatRange(min=0), default=0.2, show_default=True, help="Box widened by this fraction per side.")
 @ON_ERROR
 def crop_faces_cmd(src, out, size, margin, on_error):
     """Finds faces in the pictures under SRC (OpenCV Haar cascade) and writes square crops."""
@@ -124,7 +120,7 @@ def dedup_cmd(src, threshold, action, on_error):
 @cli.command("square")
 @click.argument("src")
 @click.option("--out", required=True, help="Output folder (new or empty); same relative paths, .png.")
-@click.option("--size", type=int, required=True)
+@click.option("--size", type=click.IntRange(min=1), required=True)
 @click.option("--pad", "mode", flag_value="pad", default=True, help="Letterbox on white (the default).")
 @click.option("--crop", "mode", flag_value="crop", help="Centre-crop instead.")
 @ON_ERROR

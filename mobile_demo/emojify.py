@@ -195,7 +195,7 @@ class Emojifier:
 
     def process(self, rgb: np.ndarray):
         """Finds and classifies the faces of an RGB uint8 frame; returns (frame with emoji, [(face, probs, top-k)])."""
-        from mobile_demo.face_detector import square_box
+        from mobile_demo.face_detector import emoji_box
 
         results = []
         out = rgb.copy()
@@ -203,7 +203,7 @@ class Emojifier:
         for face, _, probs in self.classify(rgb):
             top = self.table.rank(probs, self.top_k)
             results.append((face, probs, top))
-            box = square_box(face, scale, shift)
+            box = emoji_box(face, scale, shift)
             paste_emoji(out, self.sprites.get(top[0][0]), box, eye_angle(face))
         return out, results
 

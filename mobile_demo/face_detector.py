@@ -227,24 +227,15 @@ class HaarDetector:
     emoji_geometry = (1.15, 0.0)
 
     def __init__(self, min_size: int = 24):
-        import cv2
+        from core.faces import haar_cascade
 
-        from core.cli import UserError
-
-        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
-            raise UserError(f"cannot load OpenCV's Haar cascade {path}")
+        haar_cascade()  # a missing cascade is an error now, not at the first frame
         self.min_size = min_size
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        import cv2
+        from core.faces import haar_boxes
 
-        rgb = to_rgb(image)
-        grey = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        found = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
-                                              minSize=(self.min_size, self.min_size))
-        return [Face(float(x), float(y), float(w), float(h), 1.0) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
+        return [Face(float(x), float(y), float(w), float(h), 1.0) for x, y, w, h in haar_boxes(to_rgb(image), self.min_size)]
 
 
 def load_detector(kind: str = "auto", path: str = BLAZEFACE_PATH):
@@ -254,12 +245,12 @@ def load_detector(kind: str = "auto", path: str = BLAZEFACE_PATH):
     return BlazeFaceDetector(path)
 
 
-def square_box(face: Face, scale: float = 1.0, shift: float = 0.0) -> tuple[int, int, int, int]:
-    """A square (x0, y0, x1, y1) in whole pixels around the face centre moved down by `shift` x the
-    face's side, side = max(w, h) * scale (the emoji's box). It may extend past the image."""
-    side0 = max(face.w, face.h)
-    side = side0 * scale
-    cx, cy = face.x + face.w / 2, face.y + face.h / 2 + shift * side0
+def emoji_box(face: Face, scale: float = 1.0, shift: float = 0.0) -> tuple[int, int, int, int]:
+    """The emoji's square (x0, y0, x1, y1) in whole pixels: core.faces.square_around the face's box
+    (side max(w, h) * scale, centre moved down by `shift` x max(w, h)). It may extend past the image."""
+    from core.faces import square_around
+
+    cx, cy, side = square_around(face.x, face.y, face.w, face.h, scale, shift)
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
     s = max(1, int(round(side)))
     return x0, y0, x0 + s, y0 + s

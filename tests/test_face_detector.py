@@ -90,12 +90,12 @@ def test_letterbox_keeps_aspect_and_maps_back():
     assert abs((cx - px) / scale - 220) < 3 and abs((cy - py) / scale - 50) < 3
 
 
-def test_square_box_and_crop_outside_the_image():
+def test_emoji_box_and_crop_outside_the_image():
     from core.crop import CropContract
 
     f = fd.Face(-10, 5, 40, 20, 0.9)
-    assert fd.square_box(f) == (-10, -5, 30, 35)
-    assert fd.square_box(f, scale=1.5, shift=0.25) == (-20, -5, 40, 55)
+    assert fd.emoji_box(f) == (-10, -5, 30, 35)
+    assert fd.emoji_box(f, scale=1.5, shift=0.25) == (-20, -5, 40, 55)
     img = np.full((30, 30, 3), 200, np.uint8)
     crop = fd.crop_face(img, f)
     assert crop.shape == (48, 48) and crop.dtype == np.uint8 and np.all(crop == 200)

@@ -1,5 +1,5 @@
 // Claimable emote ids: the DCGAN generator noise of an id, identical bit for bit to
-// keras_models/dcgan/noise.py (noise_for_id). See that file's docstring for the algorithm:
+// keras_models/common/noise.py (noise_for_id). See that file's docstring for the algorithm:
 // fmix32(id) seeds mulberry32; uniforms (x + 0.5) / 2^32; Box-Muller in float64; float32.
 
 const TWO_32 = 4294967296;
