@@ -109,7 +109,7 @@ def python_pipeline(model: str, manifest: str):
 
 
 def run_python(em, frames) -> list[dict]:
-    from mobile_demo.emoji_table import LABELS
+    from core.labels import FER_LABELS as LABELS
 
     out = []
     for f in frames:
@@ -194,7 +194,7 @@ def accuracy(results, labels) -> float:
 
 def reference_accuracy(em, faces, labels) -> float:
     """The same model on the original 48x48 faces (no detector, no crop)."""
-    from mobile_demo.emoji_table import LABELS
+    from core.labels import FER_LABELS as LABELS
 
     return float(np.mean([LABELS[int(np.argmax(em.model(f)))] == y for f, y in zip(faces, labels)]))
 
@@ -229,7 +229,7 @@ def sweep(em, frames, squares, faces, labels, scales, shifts) -> dict:
     import dataclasses
 
     from core.crop import crop_square
-    from mobile_demo.emoji_table import LABELS
+    from core.labels import FER_LABELS as LABELS
 
     base = em.contract
     rel, boxes = [], []
