@@ -22,8 +22,9 @@ $PY -m export tflite "$run" --quant int8 --out "$MODELS" --name expression_int8 
 # The .keras the demo ships: best.keras without its optimizer state (a third of the size).
 $PY -c "import sys, keras; keras.models.load_model(sys.argv[1], compile=False).save(sys.argv[2])" "$run/best.keras" "$MODELS/expression.keras"
 
-# 2. Character + emoji VAE for the morph panel (decoder int8 + the latents of the picked faces).
-$PY -m train vae --data "$ANIME_DIR" --data emoji:twemoji --preset gdl2-64 --limit 1200 --epochs 15 --lr 1e-3 --balance --out "$OUT"
+# 2. Character + emoji VAE for the morph panel (decoder int8 + the latents of the picked faces): anime
+#    faces and the face emoji of every installed set, a tenth of each held out (heldout.json).
+$PY -m train vae --data "$ANIME_DIR" --data emoji:all --preset gdl2-64 --limit 2000 --val-split 0.1 --lr 1e-3 --epochs 250 --out "$OUT"
 run=$(last_run vae)
 $PY -m train vae-latents "$run" --characters "$ANIME_DIR"
 $PY -m export tflite "$run/decoder.keras" --quant int8 --out "$MODELS" --name vae-decoder-int8 --calib-size 200 --verify-size 200
