@@ -329,7 +329,7 @@ def test_resume_finished_run_continues_epochs(finished_run, tmp_path, monkeypatc
     seen = _spy_compile(monkeypatch)
     r = _cli(["dcgan", "--resume", run, "--epochs", "2"])
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "continuing the finished run from epoch 1" in r.stdout
+    assert "after epoch 1" in r.stdout
     resolved = json.load(open(os.path.join(run, "options.json")))["jit_compile_resolved"]
     assert f"jit-compile auto: XLA {resolved}, the run's recorded choice" in r.stdout and seen == [resolved == "on"]
     with open(os.path.join(run, "log.csv")) as f:
@@ -337,6 +337,26 @@ def test_resume_finished_run_continues_epochs(finished_run, tmp_path, monkeypatc
     assert os.path.exists(os.path.join(run, "samples", "epoch_0002.png"))
     r = _cli(["dcgan", "--resume", run, "--epochs", "2"])
     assert r.returncode == 2 and "already trained 2 epochs" in r.stderr
+
+
+def test_finished_run_of_an_earlier_version_is_adopted(finished_run, tmp_path, monkeypatch):
+    """Earlier versions deleted backup/ at the end and kept gan.weights.h5 + state.json: --resume
+    turns them into backup/ once and continues from that epoch."""
+    import train.jit
+
+    run = str(tmp_path / "run")
+    shutil.copytree(finished_run, run)
+    shutil.move(os.path.join(run, "backup", "latest.weights.h5"), os.path.join(run, "gan.weights.h5"))
+    shutil.rmtree(os.path.join(run, "backup"))
+    with open(os.path.join(run, "state.json"), "w") as f:
+        json.dump({"epochs_done": 1}, f)
+    monkeypatch.setattr(train.jit, "time_modes", _no_timing)
+    r = _cli(["dcgan", "--resume", run, "--epochs", "2"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "now backup/" in r.stdout and "after epoch 1" in r.stdout
+    with open(os.path.join(run, "log.csv")) as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+    assert json.load(open(os.path.join(run, "backup", "training_metadata.json")))["epoch"] == 2
 
 
 def test_resume_interrupted_run(tiny_folder, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -259,11 +260,22 @@ def test_train_cli_run_and_resume(fer_folder, tmp_path, monkeypatch, capsys):
     with open(os.path.join(run_dir, "options.json")) as f:
         assert json.load(f)["arch"] == "emonet-xs"
 
-    code, _, err = run_train(["expression", "--resume", run_dir, "--epochs", "2"], monkeypatch, capsys)
+    code, out, err = run_train(["expression", "--resume", run_dir, "--epochs", "2"], monkeypatch, capsys)
     assert code == 0, err
+    assert "after epoch 1" in out
     with open(os.path.join(run_dir, "log.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
+    code, _, err = run_train(["expression", "--resume", run_dir, "--epochs", "2"], monkeypatch, capsys)
+    assert code == 2 and "already trained 2 epochs" in err
+
+    # a run finished by an earlier version: no backup/, its state in last.keras and log.csv
+    shutil.rmtree(os.path.join(run_dir, "backup"))
+    code, out, err = run_train(["expression", "--resume", run_dir, "--epochs", "3"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "now backup/" in out and "after epoch 2" in out
+    with open(os.path.join(run_dir, "log.csv")) as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2]
 
 
 
@@ -296,25 +308,6 @@ def test_resumed_best_checkpoint_must_beat_the_logged_best(tmp_path):
     assert not (tmp_path / "best.keras").exists()
     ckpt.on_epoch_end(4, {"val_accuracy": 0.55})
     assert (tmp_path / "best.keras").exists()
-
-def test_time_limit_stops_after_the_epoch_and_keeps_the_backup(tmp_path):
-    """TimeLimit raises only at an epoch's end once the limit would be passed, after the callbacks
-    before it (the backup) have run: the run stays resumable with its optimizer state."""
-    from train.common import TimeLimit, TimeLimitReached
-
-    cb = TimeLimit(0.5, "RUN")
-    cb.on_train_begin()
-    cb.on_epoch_begin(0)
-    cb.on_epoch_end(0)  # well inside 30 s: no stop
-    cb.t0 -= 25  # 25 s spent; the next epoch (as long as this one, ~0 s) would still fit
-    cb.on_epoch_begin(1)
-    cb.on_epoch_end(1)
-    cb.t0 -= 10
-    cb.on_epoch_begin(2)
-    with pytest.raises(TimeLimitReached, match="epoch 3.*--resume RUN"):
-        cb.on_epoch_end(2)
-    TimeLimit(None).on_epoch_end(0)  # no limit: never stops
-
 
 @pytest.mark.slow
 def test_train_cli_teacher_and_mixup(fer_folder, tmp_path, monkeypatch, capsys):

@@ -106,6 +106,25 @@ def test_train_step_finite_losses_and_state():
     assert any(not np.allclose(a, b) for a, b in zip(ema_before, ema_after))
 
 
+def test_counters_are_inside_the_checkpoint(tmp_path):
+    """The step and image counters (R1 schedule, EMA ramp-up) are saved with the GAN's weights, so
+    the backup that --resume loads holds them."""
+    def make():
+        m, s, d = build("tiny")
+        gan = StyleGAN(m, s, d, augment="", r1_interval=2, ema_kimg=0.01)
+        gan.compile(keras.optimizers.Adam(2e-3, 0.0, 0.99), keras.optimizers.Adam(2e-3, 0.0, 0.99))
+        return gan
+
+    gan = make()
+    x = np.random.default_rng(0).uniform(-1, 1, (12, 16, 16, 3)).astype("float32")
+    gan.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), epochs=1, verbose=0)
+    path = str(tmp_path / "gan.weights.h5")
+    gan.save_weights(path)
+    again = make()
+    again.load_weights(path)
+    assert int(again.step_counter.numpy()) == 3 and float(again.images_seen.numpy()) == 12
+
+
 def test_style_mixing_uses_two_latents():
     m, s, d = build("tiny")
     gan = StyleGAN(m, s, d, style_mixing=1.0)
@@ -279,7 +298,7 @@ def test_cli_train_directions_edit_sheet_export(tmp_path, faces):
     assert r.exit_code == 0, r.output
     run = str(out / os.listdir(out)[0])
     for f in ("mapping.keras", "synthesis.keras", "synthesis_ws.keras", "samples/epoch_0001.png", "samples/epoch_0002.png",
-              "progress.gif", "log.csv", "state.json"):
+              "progress.gif", "log.csv", "backup/latest.weights.h5"):
         assert os.path.isfile(os.path.join(run, f)), f
     opts = json.load(open(os.path.join(run, "options.json")))  # --jit-compile auto: timed both, kept the faster
     assert opts["jit_compile"] == "auto" and opts["jit_compile_resolved"] in ("on", "off") and opts["jit_compile_timings"]["off"] > 0
@@ -304,7 +323,7 @@ def test_cli_train_directions_edit_sheet_export(tmp_path, faces):
     r = _cli(["stylegan", "--resume", run, "--epochs", "3"])
     assert r.exit_code == 0, r.output
     assert f"jit-compile auto: XLA {opts['jit_compile_resolved']}, the run's recorded choice" in r.output
-    assert json.load(open(os.path.join(run, "state.json")))["epochs_done"] == 3
+    assert json.load(open(os.path.join(run, "backup", "training_metadata.json")))["epoch"] == 3
 
     from export.cli import cli as export_cli
 

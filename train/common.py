@@ -14,6 +14,7 @@ import keras
 from core.cli import UserError
 from core.files import write_json
 from core.provenance import git_commit
+from train.resume import TimeLimit, backup_callback
 from train.rundirs import load_run_options, new_run_dir
 
 
@@ -34,6 +35,8 @@ def common_options(defaults: dict):
             click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only N examples (quick runs)."),
             click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True, help="Unreadable images: skip and count, or stop."),
             click.option("--dry-run", is_flag=True, help="Print the resolved options and exit."),
+            click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+                         help="Minutes: stop cleanly after the epoch that would pass it; --resume continues."),
             click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker", "tpu"]), default="default", show_default=True,
                          help="tf.distribute: mirrored = all local GPUs, multiworker = the machines of TF_CONFIG, tpu = a Cloud TPU."),
             click.option("--tpu", default=None, metavar="ADDRESS", help="With --strategy tpu: 'local' (a TPU VM, the default), a TPU name or grpc://HOST:PORT."),
@@ -91,35 +94,6 @@ def fit_verbosity() -> int:
         return 2
 
 
-class TimeLimitReached(Exception):
-    """Raised by TimeLimit after an epoch's checkpoint is written: the run stops as if killed there,
-    its backup kept, so that --resume continues it with the optimizer's state."""
-
-
-class TimeLimit(keras.callbacks.Callback):
-    """Stops training after the epoch that would pass `minutes`. Put it last among the callbacks:
-    it raises TimeLimitReached once the others (backup, logs) have seen the epoch."""
-
-    def __init__(self, minutes: float | None, run_dir: str = ""):
-        super().__init__()
-        self.limit = minutes * 60 if minutes else None
-        self.run_dir = run_dir
-        self.t0 = self.t_epoch = None
-
-    def on_train_begin(self, logs=None):
-        self.t0 = self.t0 or time.monotonic()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.t_epoch = time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.limit:
-            return
-        now = time.monotonic()
-        if now - self.t0 + (now - self.t_epoch) > self.limit:
-            raise TimeLimitReached(f"stopped after epoch {epoch + 1}: --time-limit reached (continue with --resume {self.run_dir})")
-
-
 def dry_run(options: dict, kind: str | None = None):
     """Prints the resolved options: with --resume, the run's own (as the resumed run would use them)."""
     if kind and options.get("resume"):
@@ -127,11 +101,13 @@ def dry_run(options: dict, kind: str | None = None):
     click.echo(json.dumps(options, indent=2, default=str))
 
 
-def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, mode: str = "max"):
-    """Resumable-run callbacks: backup every epoch, CSV (appended on resume), TensorBoard,
-    and the best model by `monitor` (its best value survives a resume)."""
+def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, mode: str = "max",
+                       time_limit: float | None = None, phase: int = 0):
+    """Every family's callbacks (see train/resume.py): the backup every epoch, CSV (appended on
+    resume), TensorBoard, the oneDNN check, the best model by `monitor` (its best value survives a
+    resume) and the time limit."""
     cbs = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        backup_callback(run_dir, phase),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=resumed),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
     ]
@@ -140,6 +116,7 @@ def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, 
         cbs.append(keras.callbacks.ModelCheckpoint(
             os.path.join(run_dir, "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
             initial_value_threshold=best_so_far(run_dir, monitor, mode) if resumed else None))
+    cbs.append(TimeLimit(time_limit, run_dir))
     return cbs
 
 
@@ -186,22 +163,3 @@ def with_user_errors(f):
             raise UserError(str(e).splitlines()[0]) from None
 
     return wrapper
-
-
-def continue_finished_gan(run_dir: str, gan, resumed: bool, epochs: int) -> int:
-    """The epoch a GAN run starts from. A finished run (its backup/ deleted, gan.weights.h5 and
-    state.json written) continued with a larger --epochs restarts from its final weights and
-    optimizer state; anything else starts at 0 (BackupAndRestore handles interrupted runs)."""
-    final = os.path.join(run_dir, "gan.weights.h5")
-    if not (resumed and not os.path.isdir(os.path.join(run_dir, "backup")) and os.path.isfile(final)):
-        return 0
-    gan.load_weights(final)
-    state = os.path.join(run_dir, "state.json")
-    done = 0
-    if os.path.isfile(state):
-        with open(state) as f:
-            done = int(json.load(f).get("epochs_done", 0))
-    if done >= epochs:
-        raise UserError(f"{run_dir} already trained {done} epochs; pass a larger --epochs to continue it")
-    click.echo(f"continuing the finished run from epoch {done}")
-    return done

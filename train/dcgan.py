@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import math
 import os
-import time
 
 import click
 import numpy as np
@@ -19,7 +18,8 @@ import numpy as np
 from core.cli import UserError
 from core.files import atomic_path, ensure_writable_dir, write_json
 from core.images import grid, make_gif, save_png, to_uint8
-from train.common import common_options, continue_finished_gan, dry_run, fit_verbosity, start_run, training_callbacks, with_user_errors
+from train import resume as R
+from train.common import common_options, dry_run, fit_verbosity, start_run, training_callbacks, with_user_errors
 from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, worker_out
 from train.jit import jit_compile_option, resolve_jit_compile
 from train.rundirs import load_run_options
@@ -42,7 +42,6 @@ SMALL_DATA = 5000  # DiffAugment on by default below this many images
 @click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each epoch's grid.")
 @click.option("--collapse-threshold", type=click.FloatRange(0, 1), default=0.35, show_default=True,
               help="Warn when the samples' mean pairwise distance falls below this fraction of the data's.")
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Minutes: stop cleanly after the epoch that would pass it.")
 @with_user_errors
 def dcgan(**options):
     """Train a DCGAN emote generator (default data: all built-in Twemoji)."""
@@ -110,12 +109,12 @@ def fit_dcgan(run_dir, options, resumed, strategy=None):
                               legacy="on" if is_default(strategy) else "off")
     keras.utils.set_random_seed(options["seed"])  # the same initial weights whichever mode, timed or not
     gan = build(jit)
-    initial_epoch = continue_finished_gan(run_dir, gan, resumed, options["epochs"])
-    monitor = gan_monitor(run_dir, gan, data.images, options["n_samples"], options["collapse_threshold"],
-                          time_limit=options.get("time_limit"))
-    callbacks = [monitor] + training_callbacks(run_dir, resumed)
-    gan.fit(ds, epochs=options["epochs"], initial_epoch=initial_epoch, callbacks=callbacks,
-            verbose=fit_verbosity())
+    if resumed:
+        R.adopt_finished_run(run_dir, gan, lambda g: R.load_final_gan(run_dir, g))
+        R.check_can_continue(run_dir, options["epochs"])
+    monitor = gan_monitor(run_dir, gan, data.images, options["n_samples"], options["collapse_threshold"])
+    callbacks = [monitor] + training_callbacks(run_dir, resumed, time_limit=options.get("time_limit"))
+    gan.fit(ds, epochs=options["epochs"], callbacks=callbacks, verbose=fit_verbosity())
     click.echo(f"done: {run_dir} (generator {os.path.join(run_dir, 'generator.keras')}, samples {monitor.samples_dir})")
 
 
@@ -152,7 +151,7 @@ def novelty(samples: np.ndarray, data: np.ndarray, rng=None, reference: int = 51
             "closest_sample_nn": float(nn_s.min()), "nearest_index": idx.tolist()}
 
 
-def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35, seed=0, time_limit=None):
+def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35, seed=0):
     """A GANMonitor callback (defined lazily so that `python -m train --help` does not import Keras)."""
     import keras
 
@@ -174,9 +173,7 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
             self.data_diversity = mean_pairwise_distance(self.data[: min(256, len(self.data))])
             self.collapse_threshold = collapse_threshold
             self.last = None
-            self.epochs_done = 0
             self.peak = 0.0
-            self.time_limit = time_limit * 60 if time_limit else None
 
         def _generate(self, model):
             return np.asarray(model(self.noise, training=False))
@@ -196,23 +193,8 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
                 click.echo(f"\nwarning: sample diversity collapsed at epoch {epoch + 1}: mean pairwise distance is {ratio:.2f} of the "
                            f"data's (threshold {self.collapse_threshold}); consider more augmentation, a lower --lr or --label-noise", err=True)
             self.last = imgs
-            self.epochs_done = epoch + 1
-            if self.time_limit:
-                now = time.monotonic()
-                if now - self.t0 + (now - self.t_epoch) > self.time_limit:
-                    click.echo(f"\nstopping after epoch {epoch + 1}: --time-limit reached (continue with --resume {self.run_dir} --epochs N)", err=True)
-                    self.model.stop_training = True
-
-        def on_train_begin(self, logs=None):
-            self.t0 = time.monotonic()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t_epoch = time.monotonic()
 
         def on_train_end(self, logs=None):
-            with atomic_path(os.path.join(self.run_dir, "gan.weights.h5"), suffix=".weights.h5") as tmp:
-                self.gan.save_weights(tmp)
-            write_json(os.path.join(self.run_dir, "state.json"), {"epochs_done": self.epochs_done})
             gen_path = os.path.join(self.run_dir, "generator.keras")
             with atomic_path(gen_path) as tmp:
                 self.gan.generator.save(tmp)

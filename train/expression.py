@@ -11,7 +11,8 @@ import numpy as np
 
 from core.cli import UserError, user_errors
 from core.files import atomic_path
-from train.common import TimeLimit, TimeLimitReached, common_options, dry_run, fit_verbosity, start_run, training_callbacks
+from train import resume as R
+from train.common import common_options, dry_run, fit_verbosity, start_run, training_callbacks
 from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, with_class_weights, worker_out
 
 DEFAULT_LR = {"emonet-s": 2e-3, "emonet-s2": 2e-3, "emonet-xs": 3e-3, "vgg-fer": 1e-3, "vggface-resnet50": 1e-4}
@@ -55,8 +56,6 @@ def class_weights(labels: np.ndarray, num_classes: int, kind: str):
               help="Knowledge distillation from a trained classifier: a run directory (its best.keras) or a .keras file.")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True, help="Distillation softmax temperature.")
 @click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Weight of the hard-label loss with --teacher (the rest is distillation).")
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
-              help="Minutes: stop after the epoch that would pass it (resumable with --resume).")
 @click.option("--mixup", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Mixup Beta(a, a) parameter; 0 disables it.")
 def expression(**options):
     """Train a facial-expression classifier (FER-2013 folders or CSV, or any labelled folder)."""
@@ -85,8 +84,6 @@ def expression(**options):
     run_dir, options, resumed = start_run("expression", options, f"{options['arch']}")
     try:
         fit_expression(run_dir, options, resumed, strategy)
-    except TimeLimitReached as e:
-        click.echo(str(e), err=True)
     except user_errors():
         # Bad data found while loading: leave no empty run directory behind.
         if not resumed and not os.path.exists(os.path.join(run_dir, "log.csv")):
@@ -164,19 +161,14 @@ def fit_expression(run_dir, options, resumed, strategy=None):
         stages = tuple(int(s) for s in (options.get("fine_tune_stages") or "5").split("-"))
         first = epochs - tune
         phases = [p for p in ((0, first, options["lr"], ()), (first, epochs, options["lr"] / 10, stages)) if p[1] > p[0]]
-    done = _epochs_done(run_dir) if resumed else 0
+    if resumed and len(phases) == 1:
+        with scope(strategy):
+            trainer = compile_for_training(model, teacher, options, phases[0][2], steps * epochs)
+        R.adopt_finished_run(run_dir, trainer, lambda t: _load_last(run_dir, model, t, steps))
+    done = R.check_can_continue(run_dir, epochs) if resumed else 0
     last = os.path.join(run_dir, "last.keras")
-    # A run that finished deleted its backup: extending it (--resume --epochs more) starts from last.keras.
-    extend = resumed and done > 0 and not os.path.isdir(os.path.join(run_dir, "backup")) and os.path.isfile(last)
-    if extend:
-        model.load_weights(last)
-        click.echo(f"continuing a finished run from {last} at epoch {done + 1}")
-    callbacks = training_callbacks(run_dir, resumed, monitor="val_accuracy" if val else None)
-    callbacks.append(TimeLimit(options.get("time_limit"), run_dir))  # last: after the backup of the epoch
-    trainer = model
-    for start, end, lr, stages in phases:
-        if done >= end:
-            continue  # a resumed run already finished this phase
+    time_limit = None
+    for phase, (start, end, lr, stages) in enumerate(phases):
         if stages is not None:
             from keras_models.expression.vggface import set_trainable_blocks
 
@@ -185,16 +177,19 @@ def fit_expression(run_dir, options, resumed, strategy=None):
             click.echo(f"epochs {start + 1}-{end}: {what}, lr {lr:g}")
         with scope(strategy):
             trainer = compile_for_training(model, teacher, options, lr, steps * (end - start), warmup=start == 0)
-        initial = start
-        if extend and done > start:
-            initial = done
-            trainer.optimizer.build(trainer.trainable_variables)
-            trainer.optimizer.iterations.assign(steps * (done - start))  # the schedule goes on where it was
-        trainer.fit(train_ds, validation_data=val_ds, initial_epoch=initial, epochs=end, callbacks=callbacks,
+        if done >= end:  # a resumed run finished this phase; the next starts from its backup
+            if phase + 1 < len(phases) and not R.has_backup(run_dir, phase + 1):
+                R.restore(trainer, run_dir, phase)
+            continue
+        callbacks = training_callbacks(run_dir, resumed or phase > 0, monitor="val_accuracy" if val else None,
+                                       time_limit=options.get("time_limit"), phase=phase)
+        if time_limit is not None:  # one clock for the whole run
+            callbacks[-1] = time_limit
+        time_limit = callbacks[-1]
+        trainer.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=end, callbacks=callbacks,
                     class_weight=cw if is_default(strategy) else None, verbose=fit_verbosity())
-        for cb in callbacks:  # a later phase adds to this phase's log
-            if isinstance(cb, keras.callbacks.CSVLogger):
-                cb.append = True
+        if time_limit.reached:
+            break
     with atomic_path(last) as tmp:
         model.save(tmp)
     best = os.path.join(run_dir, "best.keras") if val else last
@@ -227,12 +222,19 @@ def compile_for_training(model, teacher, options, lr, total_steps, warmup=True):
     return distiller
 
 
-def _epochs_done(run_dir) -> int:
-    path = os.path.join(run_dir, "log.csv")
-    if not os.path.exists(path):
+def _load_last(run_dir, model, trainer, steps) -> int:
+    """A run finished before backup/ was kept: last.keras and the epochs in log.csv (the
+    schedule goes on where it was; the optimizer's moments were not kept)."""
+    last = os.path.join(run_dir, "last.keras")
+    log = os.path.join(run_dir, "log.csv")
+    if not (os.path.isfile(last) and os.path.isfile(log)):
         return 0
-    with open(path) as f:
-        return max(sum(1 for line in f if line.strip()) - 1, 0)
+    with open(log) as f:
+        done = max(sum(1 for line in f if line.strip()) - 1, 0)
+    model.load_weights(last)
+    trainer.optimizer.build(trainer.trainable_variables)
+    trainer.optimizer.iterations.assign(steps * done)
+    return done
 
 
 def resolve_teacher(spec: str) -> str:

@@ -6,7 +6,7 @@ A run directory holds options.json ("kind": "stylegan"), samples/epoch_NNNN.png 
 generator at ids 0..N-1, the same latents every epoch: id = seed, as for the DCGAN's emotes),
 progress.gif, log.csv, tensorboard/, and after every epoch the EMA networks: mapping.keras
 (z -> w), synthesis.keras (w -> image, w broadcast to every layer: the exported form),
-synthesis_ws.keras (per-layer ws, for style mixing), gan.weights.h5 + state.json (resume).
+synthesis_ws.keras (per-layer ws, for style mixing), and backup/ (train/resume.py: --resume).
 `stylegan-directions` adds directions.json (w_avg and the named unit directions with scales).
 An "epoch" is --kimg-per-epoch thousand images, StyleGAN's "tick", not a pass over the data.
 """
@@ -14,7 +14,6 @@ An "epoch" is --kimg-per-epoch thousand images, StyleGAN's "tick", not a pass ov
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import time
@@ -23,11 +22,11 @@ import click
 import numpy as np
 
 from core.cli import UserError
-from core.files import atomic_path, ensure_writable_dir, write_json
+from core.files import atomic_path, ensure_writable_dir
 from core.images import grid, make_gif, save_png, to_uint8
+from train import resume as R
 from train.common import (
     common_options,
-    continue_finished_gan,
     dry_run,
     fit_verbosity,
     require_data,
@@ -55,7 +54,6 @@ SIZE_CONFIGS = {16: "tiny", 32: "small32", 64: "small64", 128: "small128"}
               help="Thousands of images per epoch (samples and checkpoints every epoch).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Random horizontal flips of the training images.")
 @click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each grid.")
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Minutes: stop cleanly after the epoch that would pass it.")
 @jit_compile_option()
 @with_user_errors
 def stylegan(**options):
@@ -136,29 +134,18 @@ def fit_stylegan(run_dir, options, resumed):
     jit = resolve_jit_compile(options, run_dir, resumed, None, make_gan, (bs, size, size, 3))
     keras.utils.set_random_seed(options["seed"])  # the same initial weights whichever mode, timed or not
     gan = make_gan(jit)
-    initial_epoch = continue_finished_gan(run_dir, gan, resumed, options["epochs"])
-    if resumed:
-        # The step and image counters (R1 schedule, EMA ramp-up) are plain tf.Variables, outside the checkpoints.
-        state = _state(run_dir)
-        gan.images_seen.assign(float(state.get("kimg", 0)) * 1000)
-        gan.step_counter.assign(int(state.get("steps", 0)))
-    monitor = stylegan_monitor(run_dir, gan, options["n_samples"], options.get("time_limit"), bs)
-    gan.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, initial_epoch=initial_epoch,
-            callbacks=[monitor] + training_callbacks(run_dir, resumed), verbose=fit_verbosity())
+    if resumed:  # the step and image counters (R1 schedule, EMA ramp-up) are the GAN's variables: in backup/
+        R.adopt_finished_run(run_dir, gan, lambda g: R.load_final_gan(run_dir, g))
+        R.check_can_continue(run_dir, options["epochs"])
+    monitor = stylegan_monitor(run_dir, gan, options["n_samples"], bs)
+    gan.fit(ds, epochs=options["epochs"], steps_per_epoch=steps,
+            callbacks=[monitor] + training_callbacks(run_dir, resumed, time_limit=options.get("time_limit")), verbose=fit_verbosity())
     click.echo(f"done: {run_dir} (mapping.keras, synthesis.keras; samples in {monitor.samples_dir}); "
                f"next: python -m train stylegan-directions {run_dir}")
 
 
-def _state(run_dir) -> dict:
-    path = os.path.join(run_dir, "state.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
-
-
-def save_networks(run_dir, gan, epochs_done, images_seen):
-    """The EMA (else the live) networks as .keras files, the training state for resuming."""
+def save_networks(run_dir, gan):
+    """The EMA (else the live) networks as .keras files (the training state is in backup/)."""
     from keras_models.stylegan import synthesis_from_w
 
     mapping = gan.ema_mapping or gan.mapping
@@ -167,29 +154,21 @@ def save_networks(run_dir, gan, epochs_done, images_seen):
                         ("synthesis.keras", synthesis_from_w(synthesis, name="synthesis"))):
         with atomic_path(os.path.join(run_dir, name)) as tmp:
             model.save(tmp)
-    with atomic_path(os.path.join(run_dir, "gan.weights.h5"), suffix=".weights.h5") as tmp:
-        gan.save_weights(tmp)
-    write_json(os.path.join(run_dir, "state.json"), {"epochs_done": epochs_done, "kimg": round(images_seen / 1000, 3),
-                                                     "steps": int(gan.step_counter.numpy())})
 
 
-def stylegan_monitor(run_dir, gan, n_samples=64, time_limit=None, batch_size=16):
+def stylegan_monitor(run_dir, gan, n_samples=64, batch_size=16):
     import keras
 
     from keras_models.common.noise import noise_for_ids
 
     class StyleGANMonitor(keras.callbacks.Callback):
         """Each epoch: the fixed-id grid from the EMA generator, the networks and the state.
-        At the end: progress.gif. Stops after the epoch that would pass --time-limit."""
+        At the end: progress.gif."""
 
         def __init__(self):
             super().__init__()
             self.samples_dir = ensure_writable_dir(os.path.join(run_dir, "samples"))
             self.z = noise_for_ids(range(n_samples), gan.z_dim)
-            self.time_limit = time_limit * 60 if time_limit else None
-
-        def on_train_begin(self, logs=None):
-            self.t0 = time.monotonic()
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t_epoch = time.monotonic()
@@ -200,15 +179,10 @@ def stylegan_monitor(run_dir, gan, n_samples=64, time_limit=None, batch_size=16)
             imgs = np.asarray(s(np.repeat(w[:, None], gan.num_ws, 1), training=False))
             save_png(os.path.join(self.samples_dir, f"epoch_{epoch + 1:04d}.png"), grid(to_uint8(imgs)))
             seen = float(gan.images_seen.numpy())
-            save_networks(run_dir, gan, epoch + 1, seen)
+            save_networks(run_dir, gan)
             if logs is not None:
                 logs["kimg"] = seen / 1000
                 logs["sec_per_kimg"] = (time.monotonic() - self.t_epoch) / max(1e-9, self.params.get("steps", 1) * batch_size / 1000)
-            if self.time_limit:
-                now = time.monotonic()
-                if now - self.t0 + (now - self.t_epoch) > self.time_limit:
-                    click.echo(f"\nstopping after epoch {epoch + 1}: --time-limit reached (continue with --resume {run_dir} --epochs N)", err=True)
-                    self.model.stop_training = True
 
         def on_train_end(self, logs=None):
             make_gif(sorted(glob.glob(os.path.join(self.samples_dir, "epoch_*.png"))), os.path.join(run_dir, "progress.gif"))

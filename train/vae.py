@@ -19,7 +19,8 @@ import numpy as np
 from core.cli import UserError
 from core.files import atomic_path, write_json
 from core.images import grid, save_png
-from train.common import TimeLimit, TimeLimitReached, common_options, dry_run, fit_verbosity, start_run, training_callbacks
+from train import resume as R
+from train.common import common_options, dry_run, fit_verbosity, start_run, training_callbacks
 from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
 from train.vae_plots import write_plots
 
@@ -51,8 +52,6 @@ def _preset(name: str, image_size: int | None):
 @click.option("--val-split", type=click.FloatRange(0, 0.5), default=0.0, show_default=True,
               help="Hold out this fraction of every source (never trained on): held-out reconstruction MSE, PSNR and KL "
                    "per epoch in log.csv, final figures in heldout.json.")
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
-              help="Minutes: stop after the epoch that would pass it, write the figures; --resume continues.")
 def vae(**options):
     """Train Foster's VAE (default: the built-in face emoji, preset quick-64, a few minutes on a CPU).
 
@@ -154,17 +153,15 @@ def fit_vae(run_dir, options, resumed, data, strategy=None, heldout=None):
         "decoder": "decoder.keras: z (N,z_dim) -> float32 RGB 0..1 (N,H,W,3)",
     })
     noise = np.random.default_rng(options["seed"]).standard_normal((SAMPLE_GRID[0] * SAMPLE_GRID[1], preset.z_dim)).astype("float32")
-    callbacks = _keep_backup(training_callbacks(run_dir, resumed)) + [SampleGrid(run_dir, model.decoder, noise),
-                                                                    SaveModels(run_dir, model.encoder, model.decoder)]
+    callbacks = training_callbacks(run_dir, resumed, time_limit=options.get("time_limit")) + [
+        SampleGrid(run_dir, model.decoder, noise), SaveModels(run_dir, model.encoder, model.decoder)]
     if heldout is not None:  # first: its figures join the epoch's logs before CSVLogger writes them
         callbacks.insert(0, HeldOut(model, heldout.images))
-    callbacks.append(TimeLimit(options.get("time_limit"), run_dir))  # last: after the epoch's backup
+    if resumed:
+        R.check_can_continue(run_dir, options["epochs"])
     click.echo(f"training {model.name}: {n} images, {steps} steps of {bs} per epoch, {options['epochs']} epochs -> {run_dir}")
-    try:
-        model.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
-                  verbose=fit_verbosity())
-    except TimeLimitReached as e:  # the backup is kept: write the figures of the epoch reached
-        click.echo(str(e), err=True)
+    model.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
+              verbose=fit_verbosity())
     save_models(run_dir, model.encoder, model.decoder)
     if heldout is not None:
         figures = heldout_figures(model, heldout.images)
@@ -174,17 +171,6 @@ def fit_vae(run_dir, options, resumed, data, strategy=None, heldout=None):
                    f"KL {figures['kl']:.2f}")
     write_plots(run_dir, model.encoder, model.decoder, data.images, options["seed"])
     click.echo(f"done: {run_dir} (encoder.keras, decoder.keras, loss.png, latent_distribution.png, reconstructions.png, new_faces.png)")
-
-
-def _keep_backup(callbacks):
-    """The shared BackupAndRestore deletes backup/ when training ends; keep it, so that a finished
-    run can be resumed with more --epochs."""
-    out = []
-    for cb in callbacks:
-        if isinstance(cb, keras.callbacks.BackupAndRestore):
-            cb = keras.callbacks.BackupAndRestore(cb.backup_dir, delete_checkpoint=False)
-        out.append(cb)
-    return out
 
 
 def save_models(run_dir, encoder, decoder):

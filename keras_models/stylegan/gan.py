@@ -41,8 +41,9 @@ class StyleGAN(keras.Model):
         self.z_dim = int(mapping.input_shape[-1])
         self.num_ws = int(synthesis.input_shape[1])
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_counter")
-        self.images_seen = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="images_seen")
+        # Keras variables of the model: saved with its weights, so a checkpoint holds them.
+        self.step_counter = keras.Variable(0, dtype="int64", trainable=False, name="step_counter")
+        self.images_seen = keras.Variable(0.0, dtype="float32", trainable=False, name="images_seen")
         self.ema_mapping = self.ema_synthesis = None
         if self.ema_kimg > 0:
             self.ema_mapping = keras.models.clone_model(mapping)
