@@ -19,29 +19,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 from clirun import run_train
+from conftest import LEVELS, face
 
 from core.metrics import metrics_from_predictions  # noqa: E402
 
 FER = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # folder order
 FER_CSV = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # CSV emotion codes 0..6
-LEVELS = np.array([20 + 30 * k for k in range(7)], np.float32)
-
-
-def face(k, rng, size=48):
-    return np.clip(LEVELS[k] + rng.normal(0, 5, (size, size)), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="session")
-def fer_folder(tmp_path_factory):
-    """7 FER class folders of 3 grey 48x48 PNGs each."""
-    root = tmp_path_factory.mktemp("fer_tiny")
-    rng = np.random.default_rng(0)
-    for k, name in enumerate(FER):
-        os.makedirs(root / name)
-        for i in range(3):
-            Image.fromarray(face(k, rng), "L").save(root / name / f"{i}.png")
-    return str(root)
-
 
 @pytest.fixture(scope="session")
 def fer_csv(tmp_path_factory):

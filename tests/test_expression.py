@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["EMOTEKIT_QUIET"] = "1"
@@ -28,19 +27,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # TensorFlow's C++ start-up log lines (absl), printed before Python runs any of our code.
 TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions)")
 FER = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-
-
-@pytest.fixture(scope="session")
-def fer_folder(tmp_path_factory):
-    """7 FER class folders of 3 grey 48x48 PNGs each; brightness depends on the class."""
-    root = tmp_path_factory.mktemp("fer_tiny")
-    rng = np.random.default_rng(0)
-    for k, name in enumerate(FER):
-        os.makedirs(root / name)
-        for i in range(3):
-            img = np.clip(20 + 30 * k + rng.normal(0, 5, (48, 48)), 0, 255).astype(np.uint8)
-            Image.fromarray(img, "L").save(root / name / f"{i}.png")
-    return str(root)
 
 
 # --- builders -------------------------------------------------------------------------------

@@ -145,6 +145,19 @@ def best_so_far(run_dir: str, monitor: str, mode: str = "max") -> float | None:
     return max(values) if mode == "max" else min(values)
 
 
+def gan_images(kind: str, options: dict, small_data: int):
+    """A GAN's training images (RGB uint8 at --image-size), its batch size (at most the image count)
+    and whether DiffAugment is on (--augment on, or auto below `small_data` images)."""
+    from data_pipelines import load_sources
+
+    data = load_sources(options["data"], options["image_size"], 3, labeled=False, limit=options["limit"], on_error=options["on_error"])
+    n = len(data)
+    if n < 2:
+        raise UserError(f"{kind} needs at least 2 training images; {', '.join(options['data'])} gave {n}")
+    augment = options["augment"] == "on" or (options["augment"] == "auto" and n < small_data)
+    return data, min(options["batch_size"], n), augment
+
+
 def require_data(data, what: str):
     if not data:
         raise UserError(f"--data is required for {what}")

@@ -19,7 +19,7 @@ from core.cli import UserError
 from core.files import atomic_path, ensure_writable_dir, write_json
 from core.images import grid, make_gif, save_png, to_uint8
 from train import resume as R
-from train.common import common_options, dry_run, fit_verbosity, start_run, training_callbacks, with_user_errors
+from train.common import common_options, dry_run, fit_verbosity, gan_images, start_run, training_callbacks, with_user_errors
 from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, worker_out
 from train.jit import jit_compile_option, resolve_jit_compile
 from train.rundirs import load_run_options
@@ -72,18 +72,14 @@ def dcgan(**options):
 def fit_dcgan(run_dir, options, resumed, strategy=None):
     import keras
 
-    from data_pipelines import load_sources, make_dataset
+    from data_pipelines import make_dataset
     from keras_models.dcgan import DCGAN, get_preset
 
     keras.utils.set_random_seed(options["seed"])
     preset = get_preset(options["preset"])
     size = options["image_size"]
-    data = load_sources(options["data"], size, 3, labeled=False, limit=options["limit"], on_error=options["on_error"])
+    data, bs, augment = gan_images("dcgan", options, SMALL_DATA)
     n = len(data)
-    if n < 2:
-        raise UserError(f"dcgan needs at least 2 training images; {', '.join(options['data'])} gave {n}")
-    bs = min(options["batch_size"], n)
-    augment = options["augment"] == "on" or (options["augment"] == "auto" and n < SMALL_DATA)
     click.echo(f"train: {n} images at {size}x{size}, batch {bs}; DiffAugment {'on (' + options['policy'] + ')' if augment else 'off'}"
                f"; skipped {len(data.skipped)} unreadable")
     ds = distribute_arrays(strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=options["seed"], drop_remainder=True)

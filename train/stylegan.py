@@ -29,6 +29,7 @@ from train.common import (
     common_options,
     dry_run,
     fit_verbosity,
+    gan_images,
     require_data,
     start_run,
     training_callbacks,
@@ -99,17 +100,13 @@ def fit_stylegan(run_dir, options, resumed):
     import keras
     import tensorflow as tf
 
-    from data_pipelines import load_sources, make_dataset
+    from data_pipelines import make_dataset
     from keras_models.stylegan import StyleGAN, build
 
     keras.utils.set_random_seed(options["seed"])
     size = options["image_size"]
-    data = load_sources(options["data"], size, 3, labeled=False, limit=options["limit"], on_error=options["on_error"])
+    data, bs, augment = gan_images("stylegan", options, SMALL_DATA)
     n = len(data)
-    if n < 2:
-        raise UserError(f"stylegan needs at least 2 training images; {', '.join(options['data'])} gave {n}")
-    bs = min(options["batch_size"], n)
-    augment = options["augment"] == "on" or (options["augment"] == "auto" and n < SMALL_DATA)
     steps = max(1, int(round(options["kimg_per_epoch"] * 1000 / bs)))
     click.echo(f"train: {n} images at {size}x{size}, batch {bs}, {steps} steps per epoch; DiffAugment "
                f"{'on (' + options['policy'] + ')' if augment else 'off'}; skipped {len(data.skipped)} unreadable")
