@@ -67,3 +67,17 @@ def test_damaged_metadata_is_one_clear_error(tmp_path):
         f.write("{not json")
     with pytest.raises(UserError, match="damaged"):
         R.epochs_done(str(tmp_path))
+
+
+def test_resumed_run_says_when_its_data_changed(tmp_path, capsys):
+    """emoji:all takes the sets installed now: a resume on other data says so in one line."""
+    with open(tmp_path / "options.json", "w") as f:
+        json.dump({"kind": "dcgan", "epochs": 3}, f)
+    R.check_same_data(str(tmp_path), 573, resumed=False)
+    assert json.load(open(tmp_path / "options.json")) == {"kind": "dcgan", "epochs": 3, "train_images": 573}
+    R.check_same_data(str(tmp_path), 573, resumed=True)
+    assert capsys.readouterr().err == ""
+    R.check_same_data(str(tmp_path), 114, resumed=True)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "573 images" in err and "gives 114" in err
+    assert json.load(open(tmp_path / "options.json"))["train_images"] == 114

@@ -80,6 +80,7 @@ def fit_dcgan(run_dir, options, resumed, strategy=None):
     size = options["image_size"]
     data, bs, augment = gan_images("dcgan", options, SMALL_DATA)
     n = len(data)
+    R.check_same_data(run_dir, n, resumed)
     click.echo(f"train: {n} images at {size}x{size}, batch {bs}; DiffAugment {'on (' + options['policy'] + ')' if augment else 'off'}"
                f"; skipped {len(data.skipped)} unreadable")
     ds = distribute_arrays(strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=options["seed"], drop_remainder=True)

@@ -105,6 +105,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
     usage = options["usage"] or ("Training" if csv_train else None)
     train = _load(data, size, spec.channels, usage, options)
     labels = train.class_names
+    R.check_same_data(run_dir, len(train), resumed)
     val_specs = options["val_data"] or (data if csv_train else ())
     val = None
     if val_specs:

@@ -16,13 +16,11 @@ anew, e.g. on another machine). Under a distribution strategy `auto` means off (
 from __future__ import annotations
 
 import gc
-import json
-import os
 import time
 
 import click
 
-from core.files import write_json
+from train.rundirs import update_run_options
 
 MODES = ("auto", "on", "off")
 WARMUP_STEPS = 2  # the first traces / compiles the step
@@ -134,21 +132,10 @@ def resolve_jit_compile(options: dict, run_dir: str, resumed: bool, strategy, bu
     record["jit_compile_resolved"] = resolved
     options.update(record)
     if run_dir:
-        _record(run_dir, record)
+        update_run_options(run_dir, record)  # timings of an earlier auto stay when on/off is given
     return resolved == "on"
 
 
 def _describe(ips: dict) -> str:
     parts = [f"{label} {ips[m]:.1f} images/s" for m, label in (("off", "plain tf.function"), ("on", "XLA")) if ips.get(m) is not None]
     return ", ".join(parts) or "no timings"
-
-
-def _record(run_dir: str, record: dict) -> None:
-    """Updates only these keys of RUN/options.json (a resume's in-memory options differ from the file's)."""
-    path = os.path.join(run_dir, "options.json")
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        saved = json.load(f)
-    saved.update(record)  # timings of an earlier auto stay when on/off is given: what that choice was made on
-    write_json(path, saved)

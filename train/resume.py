@@ -26,6 +26,7 @@ import click
 import keras
 
 from core.cli import UserError
+from train.rundirs import update_run_options
 
 WEIGHTS = "latest.weights.h5"
 METADATA = "training_metadata.json"
@@ -115,6 +116,21 @@ def load_final_gan(run_dir: str, gan) -> int:
     for name, value in present.items():
         getattr(gan, name).assign(value)
     return int(state.get("epochs_done", 0))
+
+
+def check_same_data(run_dir: str, images: int, resumed: bool) -> None:
+    """Records a run's training image count in options.json. A resumed run whose --data now gives
+    another count (an emoji set installed or removed since, a folder changed: emoji:all takes
+    whatever sets are installed) says so in one line, and goes on with what it has."""
+    path = os.path.join(run_dir, "options.json")
+    before = None
+    if resumed and os.path.isfile(path):
+        with open(path) as f:
+            before = json.load(f).get("train_images")
+    if before is not None and before != images:
+        click.echo(f"warning: {run_dir} trained on {before} images until now; its --data gives {images} now "
+                   "(a data set installed, removed or changed since?); going on with these", err=True)
+    update_run_options(run_dir, {"train_images": int(images)})
 
 
 class TimeLimit(keras.callbacks.Callback):

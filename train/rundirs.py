@@ -7,7 +7,7 @@ import os
 import re
 
 from core.cli import UserError
-from core.files import ensure_writable_dir
+from core.files import ensure_writable_dir, write_json
 
 
 def new_run_dir(out: str, kind: str, desc: str) -> str:
@@ -29,3 +29,14 @@ def load_run_options(run_dir: str, kind: str) -> dict:
     if opts.get("kind") != kind:
         raise UserError(f"{run_dir} is a {opts.get('kind')!r} run, not {kind!r}")
     return opts
+
+
+def update_run_options(run_dir: str, record: dict) -> None:
+    """Updates only these keys of RUN/options.json (a resume's in-memory options differ from the file's)."""
+    path = os.path.join(run_dir, "options.json")
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    saved.update(record)
+    write_json(path, saved)

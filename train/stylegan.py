@@ -107,6 +107,7 @@ def fit_stylegan(run_dir, options, resumed):
     size = options["image_size"]
     data, bs, augment = gan_images("stylegan", options, SMALL_DATA)
     n = len(data)
+    R.check_same_data(run_dir, n, resumed)
     steps = max(1, int(round(options["kimg_per_epoch"] * 1000 / bs)))
     click.echo(f"train: {n} images at {size}x{size}, batch {bs}, {steps} steps per epoch; DiffAugment "
                f"{'on (' + options['policy'] + ')' if augment else 'off'}; skipped {len(data.skipped)} unreadable")

@@ -138,6 +138,7 @@ def fit_vae(run_dir, options, resumed, data, strategy=None, heldout=None):
     keras.utils.set_random_seed(options["seed"])
     bs = options["batch_size"]
     n = len(data)
+    R.check_same_data(run_dir, n, resumed)
     steps = math.ceil(max(n, options.get("epoch_size") or 0) / bs)
     augment = layers.RandomFlip("horizontal", seed=options["seed"]) if options.get("flip", True) else None
     ds = distribute_arrays(strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=options["seed"], augment=augment, repeat=True),
