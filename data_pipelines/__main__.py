@@ -6,6 +6,7 @@
     dedup SRC [--threshold N] [--delete]    near-duplicate images by perceptual dHash
     square SRC --out DIR --size N           every image to N x N (pad or crop)
     emoji-sets [--install]                  the built-in emoji sets, their licences, what is installed
+    npz SOURCE... --val VAL --out FILE.npz  a labelled set as one compressed .npz (training without TensorFlow)
 
 Bad input ends in one line on stderr and exit status 2; output folders are built under a
 temporary name and appear only when complete.
@@ -130,6 +131,39 @@ def square_cmd(src, out, size, mode, on_error):
 
     r = square_images(src, out, size, mode, on_error=on_error, log=_err)
     click.echo(f"wrote {r['written']} {size}x{size} images to {out}" + (f"; skipped {r['skipped']} unreadable" if r["skipped"] else ""))
+
+
+@cli.command("npz")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--val", "val_sources", multiple=True, help="Validation data (repeatable), stored as x_val / y_val.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz file.")
+@click.option("--image-size", type=click.IntRange(min=8), default=48, show_default=True)
+@click.option("--channels", type=click.Choice([1, 3]), default=1, show_default=True, help="1 (grey) or 3 (RGB).")
+@click.option("--usage", default=None, help="FER CSV / TFDS rows for training (default Training); --val takes PublicTest.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N examples of each source.")
+@ON_ERROR
+def npz_cmd(sources, val_sources, out, image_size, channels, usage, limit, on_error):
+    """Writes labelled SOURCES (FER folders, a FER CSV, tfds:fer2013, ...) as one compressed .npz, for
+    `python -m train.npz_teacher` on a machine without TensorFlow (Keras 3 on JAX)."""
+    from core.npz import write_npz
+    from data_pipelines import load_sources
+
+    if not out.endswith(".npz"):
+        raise UserError(f"--out must end in .npz, got {out}")
+    csv = len(sources) == 1 and sources[0].lower().endswith(".csv")
+    train = load_sources(sources, image_size, channels, labeled=True, usage=usage or ("Training" if csv else None),
+                         limit=limit, on_error=on_error)
+    val = None
+    if val_sources:
+        val_csv = all(v.lower().endswith(".csv") for v in val_sources)
+        val = load_sources(val_sources, image_size, channels, labeled=True, class_names=train.class_names,
+                           usage="PublicTest" if val_csv else None, limit=limit, on_error=on_error)
+    for line in train.skipped + (val.skipped if val else []):
+        _err(f"skipped: {line}")
+    write_npz(out, train.images, train.labels, train.class_names, val.images if val else None, val.labels if val else None,
+              source=" ".join(sources) + (" --val " + " ".join(val_sources) if val_sources else ""))
+    click.echo(f"wrote {out}: {len(train)} training images" + (f", {len(val)} validation" if val else "")
+               + f", {len(train.class_names)} classes, {os.path.getsize(out) / 2**20:.1f} MiB")
 
 
 @cli.command("emoji-sets")

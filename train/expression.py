@@ -7,15 +7,12 @@ import os
 import shutil
 
 import click
-import numpy as np
 
 from core.cli import UserError, user_errors
 from core.files import atomic_path
 from train import resume as R
 from train.common import common_options, dry_run, fit_verbosity, start_run, training_callbacks
 from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, with_class_weights, worker_out
-
-DEFAULT_LR = {"emonet-s": 2e-3, "emonet-s2": 2e-3, "emonet-xs": 3e-3, "vgg-fer": 1e-3, "vggface-resnet50": 1e-4}
 
 
 def augmenter(seed: int, strength: str = "004"):
@@ -25,18 +22,6 @@ def augmenter(seed: int, strength: str = "004"):
     if strength == "none":
         return None
     return RandomAffine(rotation=20, zoom=0.2, shift=4 / 40, flip=True, seed=seed, name="augment")
-
-
-def class_weights(labels: np.ndarray, num_classes: int, kind: str):
-    if kind == "none":
-        return None
-    counts = np.bincount(labels, minlength=num_classes).astype(float)
-    counts = np.maximum(counts, 1)
-    w = (counts.sum() / (num_classes * counts))
-    if kind == "sqrt":
-        w = np.sqrt(w)
-    w = w / (w * counts).sum() * counts.sum()  # keep the mean weight per example at 1
-    return {i: float(x) for i, x in enumerate(w)}
 
 
 @click.command("expression")
@@ -60,6 +45,7 @@ def class_weights(labels: np.ndarray, num_classes: int, kind: str):
 def expression(**options):
     """Train a facial-expression classifier (FER-2013 folders or CSV, or any labelled folder)."""
     from keras_models.expression import arch_spec
+    from keras_models.expression.recipe import DEFAULT_LR
 
     try:
         spec = arch_spec(options["arch"])
@@ -96,6 +82,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
 
     from data_pipelines import make_dataset
     from keras_models.expression import arch_spec, build_classifier
+    from keras_models.expression.recipe import class_weights
 
     keras.utils.set_random_seed(options["seed"])
     spec = arch_spec(options["arch"])
@@ -164,7 +151,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
         phases = [p for p in ((0, first, options["lr"], ()), (first, epochs, options["lr"] / 10, stages)) if p[1] > p[0]]
     if resumed and len(phases) == 1:
         with scope(strategy):
-            trainer = compile_for_training(model, teacher, options, phases[0][2], steps * epochs)
+            trainer = _compile(model, teacher, options, phases[0][2], steps * epochs)
         R.adopt_finished_run(run_dir, trainer, lambda t: _load_last(run_dir, model, t, steps))
     done = R.check_can_continue(run_dir, epochs) if resumed else 0
     last = os.path.join(run_dir, "last.keras")
@@ -177,7 +164,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
             what = f"stages {'+'.join(map(str, stages))} unfrozen ({n} layers)" if stages else "base frozen"
             click.echo(f"epochs {start + 1}-{end}: {what}, lr {lr:g}")
         with scope(strategy):
-            trainer = compile_for_training(model, teacher, options, lr, steps * (end - start), warmup=start == 0)
+            trainer = _compile(model, teacher, options, lr, steps * (end - start), warmup=start == 0)
         if done >= end:  # a resumed run finished this phase; the next starts from its backup
             if phase + 1 < len(phases) and not R.has_backup(run_dir, phase + 1):
                 R.restore(trainer, run_dir, phase)
@@ -203,24 +190,11 @@ def fit_expression(run_dir, options, resumed, strategy=None):
     click.echo(f"done: {run_dir} (model {best})")
 
 
-def compile_for_training(model, teacher, options, lr, total_steps, warmup=True):
-    """AdamW with a (warm-up +) cosine schedule over `total_steps`; a Distiller when there is a teacher."""
-    import keras
+def _compile(model, teacher, options, lr, total_steps, warmup=True):
+    from keras_models.expression.recipe import compile_for_training
 
-    warm = min(max(total_steps // 10, 1), total_steps - 1) if warmup and total_steps > 1 else 0
-    schedule = keras.optimizers.schedules.CosineDecay(lr / 10 if warm else lr, max(total_steps - warm, 1), alpha=0.01,
-                                                      warmup_target=lr if warm else None, warmup_steps=warm)
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=options["weight_decay"])
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=options["label_smoothing"])
-    accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
-    if teacher is None:
-        model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
-        return model
-    from keras_models.expression.distill import Distiller
-
-    distiller = Distiller(model, teacher, temperature=options["temperature"], alpha=options["alpha"])
-    distiller.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
-    return distiller
+    return compile_for_training(model, lr, total_steps, weight_decay=options["weight_decay"], label_smoothing=options["label_smoothing"],
+                                teacher=teacher, temperature=options["temperature"], alpha=options["alpha"], warmup=warmup)
 
 
 def _load_last(run_dir, model, trainer, steps) -> int:
@@ -289,4 +263,6 @@ def _load(specs, size, channels, usage, options, labels=None):
 
     return load_sources(specs, size, channels, labeled=True, class_names=labels, usage=usage,
                         limit=options["limit"], on_error=options["on_error"])
+
+
 COMMANDS = [expression]
