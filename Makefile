@@ -1,7 +1,7 @@
 # Emotekit: `make demo` runs the emoji keyboard, `make test` the whole test suite.
 PY := .venv/bin/python
 
-.PHONY: setup setup-web demo test lint models fer-model
+.PHONY: setup setup-web demo test lint models fer-model device-bundle
 
 setup:
 	bash scripts/setup.sh
@@ -24,3 +24,10 @@ models: fer-model
 
 fer-model: setup
 	bash scripts/train_shipped_models.sh
+
+# The FER teacher's bundle for an accelerator machine without TensorFlow (scripts/device_teacher.sh).
+FER ?= ../shared/data/fer2013
+device-bundle: setup
+	$(PY) -m data_pipelines npz $(FER)/train --out runs/device/fer48-train.npz --compression lzma
+	.venv/bin/pip download -q --no-deps -d runs/device/wheels keras==3.15.1 namex==0.1.0 optree==0.20.0 \
+	  --python-version 3.12 --only-binary=:all: --platform manylinux_2_28_x86_64

@@ -141,8 +141,12 @@ def square_cmd(src, out, size, mode, on_error):
 @click.option("--channels", type=click.Choice([1, 3]), default=1, show_default=True, help="1 (grey) or 3 (RGB).")
 @click.option("--usage", default=None, help="FER CSV / TFDS rows for training (default Training); --val takes PublicTest.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N examples of each source.")
+@click.option("--filter", "filter_", type=click.Choice(["up", "none"]), default="up", show_default=True,
+              help="Store rows as differences to the row above (about a fifth smaller, exact) or as pixels.")
+@click.option("--compression", type=click.Choice(["deflate", "lzma"]), default="deflate", show_default=True,
+              help="lzma: about an eighth smaller, minutes slower to write (for a size limit on a transfer).")
 @ON_ERROR
-def npz_cmd(sources, val_sources, out, image_size, channels, usage, limit, on_error):
+def npz_cmd(sources, val_sources, out, image_size, channels, usage, limit, filter_, compression, on_error):
     """Writes labelled SOURCES (FER folders, a FER CSV, tfds:fer2013, ...) as one compressed .npz, for
     `python -m train.npz_teacher` on a machine without TensorFlow (Keras 3 on JAX)."""
     from core.npz import write_npz
@@ -161,7 +165,7 @@ def npz_cmd(sources, val_sources, out, image_size, channels, usage, limit, on_er
     for line in train.skipped + (val.skipped if val else []):
         _err(f"skipped: {line}")
     write_npz(out, train.images, train.labels, train.class_names, val.images if val else None, val.labels if val else None,
-              source=" ".join(sources) + (" --val " + " ".join(val_sources) if val_sources else ""))
+              source=" ".join(sources) + (" --val " + " ".join(val_sources) if val_sources else ""), filter=filter_, compression=compression)
     click.echo(f"wrote {out}: {len(train)} training images" + (f", {len(val)} validation" if val else "")
                + f", {len(train.class_names)} classes, {os.path.getsize(out) / 2**20:.1f} MiB")
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from core.errors import DataError
-from core.npz import read_npz, write_npz
+from core.npz import images_digest, read_npz, read_soft_labels, write_npz, write_soft_labels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,6 +68,18 @@ def test_npz_holds_the_labelled_images(fer_npz, fer_folder):
     assert data["labels"] == list(ref.class_names) and len(data["x_val"]) == 21
 
 
+@pytest.mark.parametrize("filter_, compression", [("none", "deflate"), ("up", "lzma")])
+def test_npz_filters_and_compressions_round_trip(tmp_path, filter_, compression):
+    rng = np.random.default_rng(0)
+    x, v = rng.integers(0, 256, (5, 8, 6, 3), dtype=np.uint8), rng.integers(0, 256, (2, 8, 6, 3), dtype=np.uint8)
+    path = str(tmp_path / "set.npz")
+    write_npz(path, x, [0, 1, 2, 1, 0], ["a", "b", "c"], v, [2, 2], source="s", filter=filter_, compression=compression)
+    data = read_npz(path)
+    np.testing.assert_array_equal(data["x_train"], x)
+    np.testing.assert_array_equal(data["x_val"], v)
+    assert data["labels"] == ["a", "b", "c"] and list(data["y_val"]) == [2, 2]
+
+
 def test_bad_npz_is_one_clear_error(tmp_path):
     text = tmp_path / "notes.npz"
     text.write_text("not a zip")
@@ -99,3 +111,48 @@ def test_teacher_trains_without_tensorflow_and_loads_in_tensorflow(fer_npz, tmp_
     probs = np.asarray(teacher.predict(read_npz(fer_npz)["x_val"].astype("float32"), verbose=0))
     np.testing.assert_allclose(probs, np.load(os.path.join(out, "val_probs.npy")), atol=1e-4)
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-4)
+    soft = read_soft_labels(os.path.join(out, "soft_labels.npz"))
+    assert soft["probs"].shape == (21, 7) and soft["images_sha1"] == images_digest(read_npz(fer_npz)["x_train"])
+    np.testing.assert_allclose(soft["probs"].sum(1), 1, atol=1e-3)
+
+
+def test_student_distils_from_soft_labels(fer_folder, fer_npz, tmp_path, monkeypatch, capsys):
+    """Soft labels written for the training images teach a student in TensorFlow; soft labels of
+    other images are refused in one line."""
+    from clirun import run_train
+
+    data = read_npz(fer_npz)
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "soft.npz")
+    write_soft_labels(path, rng.dirichlet(np.ones(7), 21), data["labels"], images_digest(data["x_train"]), source="test")
+    out = str(tmp_path / "runs")
+    args = ["expression", "--data", fer_folder, "--val", fer_folder, "--arch", "emonet-xs", "--batch-size", "8", "--epochs", "1",
+            "--mixup", "0.2", "--out", out, "--soft-labels", path]
+    code, stdout, err = run_train(args, monkeypatch, capsys)
+    assert code == 0, err
+    assert "distilling from the soft labels" in stdout
+    (run,) = os.listdir(out)
+    assert 0 <= json.load(open(os.path.join(out, run, "eval_val.json")))["accuracy"] <= 1
+    code, _, err = run_train(args[:-2] + ["--limit", "7", "--soft-labels", path], monkeypatch, capsys)
+    assert code == 2 and "made for other training images" in err and err.strip().count("\n") == 0
+
+
+def test_packed_soft_targets_give_the_teachers_loss():
+    """A Distiller without a teacher model, its targets [one-hot | probabilities], has the loss of
+    one with a teacher model whose outputs are those probabilities."""
+    import keras
+
+    from keras_models.expression import build_classifier
+    from keras_models.expression.distill import Distiller
+
+    student, teacher = build_classifier("emonet-xs", 7), build_classifier("emonet-xs", 7)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype("float32")
+    y = np.eye(7, dtype="float32")[[0, 3, 6, 2]]
+    probs = np.asarray(teacher(x, training=False))
+    losses = []
+    for model, target in ((Distiller(student, teacher, alpha=0.3), y), (Distiller(student, None, alpha=0.3), np.concatenate([y, probs], 1))):
+        model.compile(optimizer="sgd", loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
+        y_pred = model(x, training=False)
+        losses.append(float(model.compute_loss(x=x, y=target, y_pred=y_pred)))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert losses[0] > 0

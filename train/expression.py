@@ -7,6 +7,7 @@ import os
 import shutil
 
 import click
+import numpy as np
 
 from core.cli import UserError, user_errors
 from core.files import atomic_path
@@ -39,6 +40,9 @@ def augmenter(seed: int, strength: str = "004"):
               help="vggface-resnet50: ResNet stages unfrozen in phase 2 (at --lr / 10).")
 @click.option("--teacher", default=None, metavar="RUN_OR_MODEL",
               help="Knowledge distillation from a trained classifier: a run directory (its best.keras) or a .keras file.")
+@click.option("--soft-labels", default=None, metavar="FILE.npz",
+              help="Distillation from a teacher's probabilities on the training images, precomputed by `python -m train.npz_teacher` "
+                   "(e.g. on an accelerator) from `python -m data_pipelines npz` of the same --data.")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True, help="Distillation softmax temperature.")
 @click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Weight of the hard-label loss with --teacher (the rest is distillation).")
 @click.option("--mixup", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Mixup Beta(a, a) parameter; 0 disables it.")
@@ -55,6 +59,10 @@ def expression(**options):
         raise UserError("--data is required: a FER-2013 folder (train/<class>/...) or fer2013.csv")
     if options["weights"] and not os.path.isfile(options["weights"]):
         raise UserError(f"weights file not found: {options['weights']}")
+    if options["teacher"] and options.get("soft_labels"):
+        raise UserError("--teacher and --soft-labels both give the teacher: choose one")
+    if options.get("soft_labels") and not os.path.isfile(options["soft_labels"]):
+        raise UserError(f"--soft-labels: no such file: {options['soft_labels']}")
     if options["teacher"]:
         options["teacher"] = resolve_teacher(options["teacher"])
     options["image_size"] = options["image_size"] or spec.image_size
@@ -105,15 +113,22 @@ def fit_expression(run_dir, options, resumed, strategy=None):
     aug = augmenter(options["seed"], options["augment"])
     bs = options["batch_size"]
     cw = class_weights(train.labels, num_classes, options["class_weight"])
+    y_train, y_val, packed = train.labels, val.labels if val else None, bool(options.get("soft_labels"))
+    if packed:  # targets [one-hot | the teacher's probabilities]: shuffled and mixed up together
+        eye = np.eye(num_classes, dtype=np.float32)
+        y_train = np.concatenate([eye[train.labels], soft_labels(options["soft_labels"], train, labels)], axis=1)
+        y_val = np.concatenate([eye[val.labels], eye[val.labels]], axis=1) if val else None
+        click.echo(f"distilling from the soft labels in {options['soft_labels']} (T={options['temperature']}, alpha={options['alpha']})")
+    fit_weights = is_default(strategy) and not packed  # else the pipeline adds them: fit's can't map these
 
     def make_train(x, y, batch):
-        ds = make_dataset(x, y, batch, training=True, seed=options["seed"], augment=aug, num_classes=num_classes,
+        ds = make_dataset(x, y, batch, training=True, seed=options["seed"], augment=aug, num_classes=None if packed else num_classes,
                           drop_remainder=not is_default(strategy))  # replicas must get full batches
         ds = mixup(ds, options["mixup"], options["seed"]) if options.get("mixup") else ds
-        return ds if is_default(strategy) else with_class_weights(ds, cw)  # fit's class_weight can't map a distributed set
+        return ds if fit_weights else with_class_weights(ds, cw, num_classes)
 
-    train_ds = distribute_arrays(strategy, make_train, train.images, train.labels, bs)
-    val_ds = make_dataset(val.images, val.labels, 256, num_classes=num_classes) if val else None
+    train_ds = distribute_arrays(strategy, make_train, train.images, y_train, bs)
+    val_ds = make_dataset(val.images, y_val, 256, num_classes=None if packed else num_classes) if val else None
 
     with scope(strategy):  # the model, the teacher and the optimizers are built under the strategy
         model = build_classifier(options["arch"], num_classes, size)
@@ -175,7 +190,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
             callbacks[-1] = time_limit
         time_limit = callbacks[-1]
         trainer.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=end, callbacks=callbacks,
-                    class_weight=cw if is_default(strategy) else None, verbose=fit_verbosity())
+                    class_weight=cw if fit_weights else None, verbose=fit_verbosity())
         if time_limit.reached:
             break
     with atomic_path(last) as tmp:
@@ -194,7 +209,21 @@ def _compile(model, teacher, options, lr, total_steps, warmup=True):
     from keras_models.expression.recipe import compile_for_training
 
     return compile_for_training(model, lr, total_steps, weight_decay=options["weight_decay"], label_smoothing=options["label_smoothing"],
-                                teacher=teacher, temperature=options["temperature"], alpha=options["alpha"], warmup=warmup)
+                                teacher=teacher, soft_targets=bool(options.get("soft_labels")), temperature=options["temperature"],
+                                alpha=options["alpha"], warmup=warmup)
+
+
+def soft_labels(path: str, train, labels) -> np.ndarray:
+    """The teacher's probabilities for `train`'s images, checked to be for exactly these images."""
+    from core.npz import images_digest, read_soft_labels
+
+    soft = read_soft_labels(path)
+    if soft["labels"] != list(labels):
+        raise UserError(f"--soft-labels {path}: classes {soft['labels']} are not this data's {list(labels)}")
+    if len(soft["probs"]) != len(train) or soft["images_sha1"] != images_digest(train.images):
+        raise UserError(f"--soft-labels {path} was made for other training images ({len(soft['probs'])}, from {soft['source'] or '?'}); "
+                        f"--data gives {len(train)}: make both from the same --data")
+    return soft["probs"].astype(np.float32)
 
 
 def _load_last(run_dir, model, trainer, steps) -> int:

@@ -1,16 +1,19 @@
 """python -m train.npz_teacher DATA.npz --out DIR [--arch vgg-fer] [--epochs N]
 
-Trains an expression classifier to serve as a teacher (`python -m train expression --teacher
-DIR/teacher.keras`) from an image set written by `python -m data_pipelines npz`. It runs on Keras 3's
+Trains an expression classifier to serve as a teacher (`python -m train expression --soft-labels
+DIR/soft_labels.npz`, or `--teacher DIR/teacher.keras`) from an image set written by `python -m data_pipelines npz`. It runs on Keras 3's
 JAX backend by default and imports no TensorFlow, so the expensive teacher can train on an
 accelerator machine that has JAX (or PyTorch) but not TensorFlow; the `.keras` file it writes loads
 in TensorFlow. The recipe is the expression trainer's (keras_models/expression/recipe.py: AdamW on
 a warm-up + cosine schedule, label smoothing, sqrt class weights), with Keras' own augmentation
 layers (flip, rotation, shift, zoom) in place of the tf.data ones.
 
-DIR gets teacher.keras (the best validation accuracy, else the last epoch; its augmentation layers
-are inactive at inference), log.csv, backup/ (the one resume mechanism: --resume continues DIR) and
-teacher.json (the figures, the backend and its devices, the wall time).
+DIR gets soft_labels.npz (the final model's probabilities for the training images, averaged with
+their mirror images': what `python -m train expression --soft-labels` distils from, and small
+enough to bring back when the teacher is not), teacher.keras (the best validation accuracy, else
+the best training accuracy; its augmentation layers are inactive at inference), log.csv, backup/
+(the one resume mechanism: --resume continues DIR) and teacher.json (the figures, the backend and
+its devices, the wall time).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def main(data, out, arch, epochs, batch_size, lr, weight_decay, label_smoothing,
         raise UserError(f"--resume: {out} has no backup/ to continue")
     if not resume and os.path.isdir(out) and os.listdir(out):
         raise UserError(f"--out {out} is not empty (add --resume to continue the run in it)")
-    sets = read_npz(data)  # before the folder exists: bad data leaves nothing behind
+    sets = dict(read_npz(data), path=data)  # before the folder exists: bad data leaves nothing behind
     os.makedirs(out, exist_ok=True)
     t0 = time.monotonic()
     figures = train_teacher(sets, out, spec, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -89,6 +92,7 @@ def train_teacher(sets, out, spec, *, epochs, batch_size, lr, weight_decay, labe
     import keras
     import numpy as np
 
+    from core.npz import images_digest, write_soft_labels
     from keras_models.expression import build_classifier
     from keras_models.expression.recipe import DEFAULT_LR, class_weights, compile_for_training
     from train.common import best_so_far, fit_verbosity
@@ -122,7 +126,10 @@ def train_teacher(sets, out, spec, *, epochs, batch_size, lr, weight_decay, labe
                  TimeLimit(time_limit, out)]
     teacher.fit(x, keras.utils.to_categorical(y, k), batch_size=batch_size, epochs=epochs, validation_data=val,
                           class_weight=class_weights(y, k, class_weight), callbacks=callbacks, verbose=fit_verbosity())
-    figures = {"epochs_done": epochs_done(out)}
+    # The final model's probabilities, averaged with the mirrored faces', for the student's --soft-labels.
+    probs = (teacher.predict(x, batch_size=512, verbose=0) + teacher.predict(x[:, :, ::-1], batch_size=512, verbose=0)) / 2
+    write_soft_labels(os.path.join(out, "soft_labels.npz"), probs, sets["labels"], images_digest(sets["x_train"]), source=sets["path"])
+    figures = {"epochs_done": epochs_done(out), "train_accuracy_of_soft_labels": float(np.mean(probs.argmax(1) == y))}
     if val:
         figures["val_accuracy"] = best_so_far(out, "val_accuracy")
     return figures

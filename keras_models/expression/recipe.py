@@ -10,16 +10,18 @@ DEFAULT_LR = {"emonet-s": 2e-3, "emonet-s2": 2e-3, "emonet-xs": 3e-3, "vgg-fer":
 
 
 def compile_for_training(model, lr: float, total_steps: int, *, weight_decay: float = 0.01, label_smoothing: float = 0.1,
-                         teacher=None, temperature: float = 4.0, alpha: float = 0.5, warmup: bool = True):
+                         teacher=None, soft_targets: bool = False, temperature: float = 4.0, alpha: float = 0.5,
+                         warmup: bool = True):
     """AdamW with a (warm-up +) cosine schedule over `total_steps`; returns what to fit: `model`
-    compiled, or a Distiller around it when there is a teacher."""
+    compiled, or a Distiller around it when there is a teacher model or `soft_targets` (the
+    teacher's probabilities packed into the targets)."""
     warm = min(max(total_steps // 10, 1), total_steps - 1) if warmup and total_steps > 1 else 0
     schedule = keras.optimizers.schedules.CosineDecay(lr / 10 if warm else lr, max(total_steps - warm, 1), alpha=0.01,
                                                       warmup_target=lr if warm else None, warmup_steps=warm)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
-    if teacher is None:
+    if teacher is None and not soft_targets:
         model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
         return model
     from keras_models.expression.distill import Distiller

@@ -79,9 +79,10 @@ def distribute_tfrecords(strategy, path: str, global_batch: int, prep=None, shuf
     return _from_function(strategy, fn)
 
 
-def with_class_weights(ds, class_weight: dict | None):
-    """(x, y) batches -> (x, y, sample_weight) from {class: weight} (y one-hot or soft: its argmax;
-    or integer labels). What fit(class_weight=...) does, for pipelines that are distributed first."""
+def with_class_weights(ds, class_weight: dict | None, num_classes: int | None = None):
+    """(x, y) batches -> (x, y, sample_weight) from {class: weight} (y one-hot or soft: its argmax,
+    over the first `num_classes` columns when given; or integer labels). What fit(class_weight=...)
+    does, for pipelines that are distributed first or targets that pack more than the labels."""
     import tensorflow as tf
 
     if not class_weight:
@@ -89,7 +90,7 @@ def with_class_weights(ds, class_weight: dict | None):
     table = tf.constant([float(class_weight.get(i, 1.0)) for i in range(max(class_weight) + 1)], tf.float32)
 
     def add(x, y):
-        index = tf.argmax(y, axis=-1) if y.shape.rank and y.shape.rank > 1 else tf.cast(y, tf.int64)
+        index = tf.argmax(y[..., :num_classes] if num_classes else y, axis=-1) if y.shape.rank and y.shape.rank > 1 else tf.cast(y, tf.int64)
         return x, y, tf.gather(table, index)
 
     return ds.map(add, num_parallel_calls=tf.data.AUTOTUNE)
