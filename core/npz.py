@@ -43,8 +43,8 @@ def write_npz(path: str, x_train, y_train, labels, x_val=None, y_val=None, sourc
                 np.lib.format.write_array(f, array, allow_pickle=False)
 
 
-def read_npz(path: str) -> dict:
-    """The arrays of a set written by write_npz; a missing, damaged or foreign file is a DataError."""
+def _load(path: str, fmt: str, foreign: str) -> dict:
+    """Every array of an .npz of format `fmt`; a missing, damaged or foreign file is one DataError."""
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
@@ -52,8 +52,14 @@ def read_npz(path: str) -> dict:
         raise DataError(f"no such file: {path}") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path} is not a readable .npz ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    if str(data.get("format", "")) != FORMAT:
-        raise DataError(f"{path} is not an Emotekit image set (no format {FORMAT!r}); write one with `python -m data_pipelines npz`")
+    if str(data.get("format", "")) != fmt:
+        raise DataError(foreign)
+    return data
+
+
+def read_npz(path: str) -> dict:
+    """The arrays of a set written by write_npz; a missing, damaged or foreign file is a DataError."""
+    data = _load(path, FORMAT, f"{path} is not an Emotekit image set (no format {FORMAT!r}); write one with `python -m data_pipelines npz`")
     n, k = len(data["x_train"]), len(data["labels"])
     filter = str(data.get("filter", "none"))
     if filter not in ("none", "up"):
@@ -94,15 +100,8 @@ def write_soft_labels(path: str, probs, labels, images_sha1: str, source: str = 
 
 
 def read_soft_labels(path: str) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise DataError(f"no such file: {path}") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path} is not a readable .npz ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    if str(data.get("format", "")) != SOFT_FORMAT:
-        raise DataError(f"{path} holds no soft labels (written by `python -m train.npz_teacher`)")
+    """probs (N, k) float32, labels, images_sha1 and source of a file written by write_soft_labels."""
+    data = _load(path, SOFT_FORMAT, f"{path} holds no soft labels (written by `python -m train.npz_teacher`)")
     probs = data["probs"]
     if probs.ndim != 2 or probs.shape[1] != len(data["labels"]) or not np.all(np.isfinite(probs)):
         raise DataError(f"{path}: probs must be finite, (N, {len(data['labels'])})")
