@@ -1,4 +1,4 @@
-"""`python -m export tflite SOURCE ...` and `python -m export report DIR`."""
+"""`python -m export tflite SOURCE ...`, `python -m export report DIR` and `python -m export sliders FILE`."""
 
 from __future__ import annotations
 
@@ -117,6 +117,29 @@ def _summary(r: dict) -> str:
     else:
         s += f", SNR {v['snr_db']:.1f} dB"
     return s + ("" if r["passed"] else "  FAILED: " + "; ".join(r["failures"]))
+
+
+@cli.command("sliders")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--keep", required=True, help="Comma list of the directions to keep: those whose slider sheet shows a visible change.")
+@click.option("--reason", default="no visible change in its slider sheet", show_default=True, help="Recorded for each one dropped.")
+def sliders(path, keep, reason):
+    """Keep only the named StyleGAN directions in PATH (a run's directions.json before `export tflite`,
+    or a shipped *-directions.json), so that the page drops the sliders that change nothing visibly."""
+    from core.files import atomic_path
+    from keras_models.stylegan.directions import load_directions, save_directions, select_directions
+
+    names = [n.strip() for n in keep.split(",") if n.strip()]
+    if not names:
+        raise UserError("--keep names no direction")
+    try:
+        load_directions(path)  # checks the file
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    with open(path) as f:
+        data = select_directions(json.load(f), names, reason)
+    save_directions(path, data, atomic=atomic_path)
+    click.echo(f"{path}: kept {', '.join(data['directions'])}; dropped {', '.join(data['dropped']) or 'none'}")
 
 
 @cli.command("report")

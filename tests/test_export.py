@@ -305,3 +305,22 @@ def test_cli_bad_inputs(work, tmp_path, capsys, monkeypatch):
         assert code == 2 and len(lines) == 1 and expected in lines[0], (args, err)
         assert "Traceback" not in err
     assert not os.path.exists(out) or not os.listdir(out)
+
+
+def test_sliders_keeps_the_named_directions_and_records_the_dropped(tmp_path, capsys, monkeypatch):
+    """`export sliders FILE --keep a,b`: the page then gets only those sliders; an unknown name is one
+    line and leaves the file as it was."""
+    from keras_models.stylegan.directions import load_directions, make_directions, save_directions
+
+    rng = np.random.default_rng(0)
+    entries = {n: {"vector": rng.normal(size=8), "scale": 1.0, "kind": "interfacegan"} for n in ("smile", "hair", "glasses")}
+    path = str(tmp_path / "directions.json")
+    save_directions(path, make_directions(rng.normal(size=8), entries))
+    code, out, err = run_cli(["sliders", path, "--keep", "hair,smile"], capsys, monkeypatch)
+    assert code == 0, err
+    data = load_directions(path)
+    assert list(data["directions"]) == ["hair", "smile"] and data["dropped"] == {"glasses": "no visible change in its slider sheet"}
+    before = open(path).read()
+    code, _, err = run_cli(["sliders", path, "--keep", "nope"], capsys, monkeypatch)
+    assert code == 2 and "unknown direction 'nope'" in err and err.strip().count("\n") == 0
+    assert open(path).read() == before

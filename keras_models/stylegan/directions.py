@@ -186,6 +186,17 @@ def save_directions(path, data: dict, atomic=None) -> None:
             f.write(text)
 
 
+def select_directions(data: dict, keep, reason: str) -> dict:
+    """The directions file `data` (as JSON) with only the directions named in `keep`; the others are
+    listed under "dropped" with `reason`, so that the page shows no slider that does nothing visible."""
+    keep = list(dict.fromkeys(keep))
+    unknown = [n for n in keep if n not in data["directions"]]
+    if unknown:
+        raise ConfigError(f"unknown direction {unknown[0]!r}; the file has: {', '.join(data['directions'])}")
+    dropped = dict(data.get("dropped") or {}, **{n: reason for n in data["directions"] if n not in keep})
+    return dict(data, directions={n: data["directions"][n] for n in keep}, dropped=dropped)
+
+
 def load_directions(path) -> dict:
     """Reads and checks a directions file; vectors become float32 arrays."""
     if not os.path.isfile(path):
