@@ -36,11 +36,16 @@ def write_npz(path: str, x_train, y_train, labels, x_val=None, y_val=None, sourc
               "x_train": encode(x_train), "y_train": np.asarray(y_train, np.int64)}
     if x_val is not None:
         arrays.update(x_val=encode(x_val), y_val=np.asarray(y_val, np.int64))
+    _save(path, arrays, compression)
+
+
+def _save(path: str, arrays: dict, compression: str = "deflate") -> None:
+    """np.savez's layout (one .npy member per array) with deflate or LZMA, written atomically."""
     method = {"deflate": zipfile.ZIP_DEFLATED, "lzma": zipfile.ZIP_LZMA}[compression]
     with atomic_path(path, suffix=".npz") as tmp, zipfile.ZipFile(tmp, "w", compression=method) as z:
-        for name, array in arrays.items():  # the layout of np.savez: one .npy member per array
+        for name, array in arrays.items():
             with z.open(name + ".npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, array, allow_pickle=False)
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
 
 def _load(path: str, fmt: str, foreign: str) -> dict:
@@ -95,8 +100,7 @@ def write_soft_labels(path: str, probs, labels, images_sha1: str, source: str = 
     """A teacher's class probabilities (N, k) for the training images of a set, in its order."""
     arrays = {"format": np.array(SOFT_FORMAT), "probs": np.asarray(probs, np.float32), "labels": np.array(list(labels)),
               "images_sha1": np.array(images_sha1), "source": np.array(source)}
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
+    _save(path, arrays)
 
 
 def read_soft_labels(path: str) -> dict:

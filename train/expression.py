@@ -170,7 +170,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
         R.adopt_finished_run(run_dir, trainer, lambda t: _load_last(run_dir, model, t, steps))
     done = R.check_can_continue(run_dir, epochs) if resumed else 0
     last = os.path.join(run_dir, "last.keras")
-    time_limit = None
+    time_limit = R.TimeLimit(options.get("time_limit"), run_dir)  # one clock for every phase
     for phase, (start, end, lr, stages) in enumerate(phases):
         if stages is not None:
             from keras_models.expression.vggface import set_trainable_blocks
@@ -185,10 +185,7 @@ def fit_expression(run_dir, options, resumed, strategy=None):
                 R.restore(trainer, run_dir, phase)
             continue
         callbacks = training_callbacks(run_dir, resumed or phase > 0, monitor="val_accuracy" if val else None,
-                                       time_limit=options.get("time_limit"), phase=phase)
-        if time_limit is not None:  # one clock for the whole run
-            callbacks[-1] = time_limit
-        time_limit = callbacks[-1]
+                                       time_limit=time_limit, phase=phase)
         trainer.fit(train_ds, validation_data=val_ds, initial_epoch=start, epochs=end, callbacks=callbacks,
                     class_weight=cw if fit_weights else None, verbose=fit_verbosity())
         if time_limit.reached:

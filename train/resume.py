@@ -26,6 +26,7 @@ import click
 import keras
 
 from core.cli import UserError
+from core.files import write_json
 from train.rundirs import update_run_options
 
 WEIGHTS = "latest.weights.h5"
@@ -83,8 +84,7 @@ def write_backup(model, run_dir: str, epoch: int, phase: int = 0) -> None:
     folder = backup_dir(run_dir, phase)
     os.makedirs(folder, exist_ok=True)
     model.save_weights(os.path.join(folder, WEIGHTS), overwrite=True)
-    with open(os.path.join(folder, METADATA), "w") as f:
-        json.dump({"epoch": int(epoch), "batch": 0}, f)
+    write_json(os.path.join(folder, METADATA), {"epoch": int(epoch), "batch": 0})
 
 
 def adopt_finished_run(run_dir: str, model, load_final) -> bool:
