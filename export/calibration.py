@@ -20,7 +20,7 @@ def input_range(target: Target, choice: str, opts: dict) -> tuple[str, str]:
     """(range key, preprocessing text) of the image input."""
     if choice != "auto":
         return choice, _preproc_text(choice, target)
-    rescale = [layer for layer in target.model.layers[:4] if type(layer).__name__ == "Rescaling"]
+    rescale = [layer for layer in _first_layers(target.model, 8) if type(layer).__name__ == "Rescaling"]
     if rescale:
         return "0-255", _preproc_text("0-255", target) + " (scaled inside the model)"
     key = opts.get("input_range")
@@ -28,6 +28,17 @@ def input_range(target: Target, choice: str, opts: dict) -> tuple[str, str]:
         return key, _preproc_text(key, target)
     click.echo(f"note: {os.path.basename(target.source)} has no Rescaling layer: assuming inputs in [0, 1] (use --input-range)", err=True)
     return "0-1", _preproc_text("0-1", target)
+
+
+def _first_layers(model, n):
+    """The first `n` layers of `model`, looking inside nested models (a flip-averaged classifier
+    starts with its 3 mirror layers and its input, then the classifier)."""
+    out = []
+    for layer in model.layers:
+        out += _first_layers(layer, n - len(out)) if hasattr(layer, "layers") else [layer]
+        if len(out) >= n:
+            break
+    return out[:n]
 
 
 def _preproc_text(key, target):

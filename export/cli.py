@@ -14,7 +14,7 @@ from core.cli import UserError
 from core.provenance import git_commit
 from export.calibration import INPUT_RANGES, prepare_data
 from export.manifest import side_files, vae_latents, write_outputs
-from export.sources import resolve_source
+from export.sources import resolve_source, with_flip_average
 from export.tflite import MIN_CALIBRATION, QUANTS, TFLiteRunner, check, compare, convert, keras_outputs, latency_ms, op_names
 
 INT8_TARGET_DROP = 0.3  # the product's budget for int8 (points); the hard gate is THRESHOLDS
@@ -42,15 +42,20 @@ def cli():
 @click.option("--max-acc-drop", type=float, default=None, help="Override: classifiers' largest accuracy drop (points).")
 @click.option("--min-psnr", type=float, default=None, help="Override: images' least PSNR (dB).")
 @click.option("--min-snr", type=float, default=None, help="Override: vectors' least SNR (dB).")
+@click.option("--flip-average", is_flag=True,
+              help="Classifiers: average the face and its mirror image inside the graph (two passes, one call).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def tflite(source, quant, out_dir, data, calib_data, name, task, force, calib_size, verify_size, range_choice,
-           min_agreement, max_acc_drop, min_psnr, min_snr, seed):
+           min_agreement, max_acc_drop, min_psnr, min_snr, flip_average, seed):
     """Convert SOURCE (a run directory or a .keras file) to NAME.tflite, verified against Keras."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     targets, opts, base = resolve_source(source, task)
+    if flip_average:
+        targets = [(with_flip_average(t), part) for t, part in targets]
     base = name or base
     overrides = {"min_agreement": min_agreement, "max_acc_drop": max_acc_drop, "min_psnr": min_psnr, "min_snr": min_snr}
-    command = _command_line(source, quant, out_dir, data, calib_data, name, task, force, calib_size, verify_size, range_choice, overrides, seed)
+    command = _command_line(source, quant, out_dir, data, calib_data, name, task, force, calib_size, verify_size, range_choice, overrides,
+                            seed, flip_average)
     commit = git_commit()
     results = []
     for target, part in targets:
@@ -89,7 +94,8 @@ def tflite(source, quant, out_dir, data, calib_data, name, task, force, calib_si
     write_outputs(out_dir, results, side_files(source, opts, base) + vae_latents(source, opts, base, results))
 
 
-def _command_line(source, quant, out_dir, data, calib_data, name, task, force, calib_size, verify_size, range_choice, overrides, seed):
+def _command_line(source, quant, out_dir, data, calib_data, name, task, force, calib_size, verify_size, range_choice, overrides, seed,
+                  flip_average=False):
     parts = ["python", "-m", "export", "tflite", source, "--quant", quant, "--out", out_dir]
     parts += [a for d in data for a in ("--data", d)] + [a for d in calib_data for a in ("--calib-data", d)]
     for flag, value, default in (("--name", name, None), ("--task", task, None), ("--calib-size", calib_size, 500),
@@ -99,6 +105,8 @@ def _command_line(source, quant, out_dir, data, calib_data, name, task, force, c
     for k, v in overrides.items():
         if v is not None:
             parts += ["--" + k.replace("_", "-"), str(v)]
+    if flip_average:
+        parts.append("--flip-average")
     if force:
         parts.append("--force")
     return " ".join(shlex.quote(p) for p in parts)

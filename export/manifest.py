@@ -71,7 +71,7 @@ def manifest_entry(target: Target, r: dict) -> dict:
         "name": r["name"], "task": r["task"], "path": r["file"], "labels": target.labels if target.family == "classifier" else None,
         "input": r["input"], "outputs": r["outputs"], "quant": r["quant"], "size_bytes": r["size_bytes"],
         "metrics": metrics, "command": r["command"], "commit": r["commit"],
-    } | ({"latents": r["latents"]} if r.get("latents") else {})
+    } | ({"latents": r["latents"]} if r.get("latents") else {}) | ({"flip_average": True} if target.flip_average else {})
     shape = tuple(r["input"].get("shape") or target.input_shape)
     if r["task"] == "expression" and len(shape) == 4 and shape[1] == shape[2] and shape[3] == 1:
         # The crop that turns a face detector's box into this model's input, read by emojify and the page.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -72,3 +73,12 @@ def resolve_source(source: str, task: str | None):
     model = load_keras(source)
     t = make_target(model, source, task, read_labels(source))
     return [(t, "")], {}, os.path.splitext(os.path.basename(source))[0]
+
+
+def with_flip_average(target):
+    """`target` with its classifier averaged over the face and its mirror image inside the graph."""
+    from keras_models.expression.tta import flip_averaged
+
+    if target.family != "classifier":
+        raise UserError(f"{target.source}: --flip-average is for classifiers; this is a {target.family}")
+    return dataclasses.replace(target, model=flip_averaged(target.model), flip_average=True)

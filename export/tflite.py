@@ -66,6 +66,7 @@ class Target:
     output_names: list[str]
     source: str
     labels: list[str] | None = None
+    flip_average: bool = False  # a classifier averaged over the face and its mirror image in the graph
 
     @property
     def input_shape(self):

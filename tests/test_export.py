@@ -208,6 +208,27 @@ def test_cli_expression_run_int8(work, tmp_path, capsys, monkeypatch):
     assert code == 0 and "emonet-tiny-int8.tflite" in stdout and "emonet-tiny-fp32.tflite" in stdout
 
 
+def test_cli_flip_average_puts_both_passes_in_one_file(work, tmp_path, capsys, monkeypatch):
+    run = _run_dir(work, tmp_path)
+    out = tmp_path / "models"
+    args = ["tflite", str(run), "--quant", "fp32", "--out", str(out), "--verify-size", "210"]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    code, _, err = run_cli(args + ["--name", "tta", "--flip-average"], capsys, monkeypatch)
+    assert code == 0, err
+    x = work["x"][:40].astype(np.float32)
+    plain = TFLiteRunner((out / "emonet-tiny-fp32.tflite").read_bytes())
+    tta = TFLiteRunner((out / "tta.tflite").read_bytes())
+    a, b = plain.run(x, ["probs"])[0], plain.run(x[:, :, ::-1], ["probs"])[0]
+    assert np.abs(a - b).max() > 1e-3  # mirrored stripes move: the passes differ by far more than the tolerance below
+    np.testing.assert_allclose(tta.run(x, ["probs"])[0], (a + b) / 2, atol=1e-4)
+    (_, entry) = json.loads((out / "manifest.json").read_text())["models"]
+    assert entry["flip_average"] is True and entry["command"].endswith("--flip-average")
+    assert entry["input"]["preprocessing"].endswith("(scaled inside the model)")  # found the nested Rescaling
+    # the weights are stored once: only the second pass's ops and the 48x48 mirror matrix are added (two copies: ~2x)
+    assert os.path.getsize(out / "tta.tflite") < 1.25 * os.path.getsize(out / "emonet-tiny-fp32.tflite")
+
+
 def test_cli_vae_run_exports_both(work, tmp_path, capsys, monkeypatch):
     run = _run_dir(work, tmp_path, "vae")
     out = tmp_path / "models"
@@ -297,6 +318,7 @@ def test_cli_bad_inputs(work, tmp_path, capsys, monkeypatch):
         (["tflite", str(work["root"] / "emonet.keras"), "--out", out], "--data is required"),
         (["tflite", str(work["root"] / "emonet.keras"), "--quant", "int8", "--out", out, "--data", str(few)], "at least 200"),
         (["tflite", str(tmp_path), "--out", out], "not a run directory"),
+        (["tflite", str(work["root"] / "decoder.keras"), "--out", out, "--flip-average"], "--flip-average is for classifiers"),
         (["report", str(tmp_path)], "no *.report.json"),
     ]
     for args, expected in cases:

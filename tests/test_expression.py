@@ -192,6 +192,27 @@ def test_save_load_equal(tmp_path, arch, kw):
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(again(x)), rtol=1e-6)
 
 
+def test_flip_averaged_is_the_mean_over_the_mirror_image_and_loads_without_registration(tmp_path):
+    from keras_models.expression.tta import flip_averaged, is_flip_averaged
+
+    model = build_classifier("emonet-xs", 7, 24)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 24, 24, 1)).astype("float32")
+    x[:, :, :12] = 0  # left half dark: a mirror image that differs from the face
+    tta = flip_averaged(model)
+    assert is_flip_averaged(tta) and not is_flip_averaged(model)
+    assert tta.input_shape == model.input_shape and tta.output_shape == model.output_shape
+    want = (np.asarray(model(x)) + np.asarray(model(x[:, :, ::-1]))) / 2
+    assert np.abs(np.asarray(model(x)) - want).max() > 1e-4  # the mirror matters for this input
+    np.testing.assert_allclose(np.asarray(tta(x)), want, atol=1e-6)
+    path = str(tmp_path / "tta.keras")
+    tta.save(path)
+    # Keras' own layers only: nothing to register before loading it (core.runtime, the page's tools)
+    config = json.dumps(tta.get_config())
+    assert "emotekit" not in config and '"module": "keras.layers"' in config
+    again = keras.saving.load_model(path, compile=False)
+    np.testing.assert_allclose(np.asarray(again(x)), want, atol=1e-6)
+
+
 def test_distiller_trains_student_and_saves_it(tmp_path):
     from keras_models.expression.distill import Distiller
 
