@@ -14,17 +14,20 @@ last_run() { ls -d "$OUT"/*-"$1"* | sort | tail -n 1; }
 
 # 1. Expression classifier (EmoNet-S2: EmoNet-S's stages behind a stride-2 stem, 48x48 grey) on
 #    FER-2013 Training, selected on PublicTest: a 45-epoch run (~1.5 h alone on a 2-core AVX-512 CPU),
-#    then the shipped one, 150 epochs with mixup distilled from it (~4 h; shipped at its best epoch).
+#    then the shipped one, 150 epochs with mixup distilled from it (~5 h beside other jobs; shipped at its
+#    last epoch, the end of the cosine schedule: last.keras).
 #    A stopped step continues with --resume RUN.
 $PY -m train expression --data "$FER_DIR/train" --val "$FER_DIR/test" --arch emonet-s2 --epochs 45 --out "$OUT"
 teacher=$(last_run expression-emonet-s2)
 $PY -m train expression --data "$FER_DIR/train" --val "$FER_DIR/test" --arch emonet-s2 --epochs 150 --mixup 0.2 \
     --teacher "$teacher" --out "$OUT"
 run=$(last_run expression-emonet-s2)
-$PY -m export tflite "$run" --quant int8 --out "$MODELS" --name expression_int8 \
-    --data "$FER_DIR/test" --calib-data "$FER_DIR/train" --verify-size 3589
-# The .keras the demo ships: best.keras without its optimizer state (a third of the size).
-$PY -c "import sys, keras; keras.models.load_model(sys.argv[1], compile=False).save(sys.argv[2])" "$run/best.keras" "$MODELS/expression.keras"
+#    The shipped file averages the face and its mirror image inside the graph (--flip-average).
+$PY -m export tflite "$run/last.keras" --quant int8 --out "$MODELS" --name expression_int8 \
+    --data "$FER_DIR/test" --calib-data "$FER_DIR/train" --verify-size 3589 --flip-average
+# The .keras the demo ships: the same flip-averaged graph around last.keras, without its optimizer state.
+$PY -c "import sys, keras; from keras_models.expression.tta import flip_averaged; \
+flip_averaged(keras.models.load_model(sys.argv[1], compile=False)).save(sys.argv[2])" "$run/last.keras" "$MODELS/expression.keras"
 
 # 2. Character + emoji VAE for the morph panel (decoder int8 + the latents of the picked faces): anime
 #    faces and the face emoji of every installed set, a tenth of each held out (heldout.json).

@@ -315,7 +315,8 @@ def test_export_writes_the_default_crop_contract_for_expression_models():
     from export.manifest import manifest_entry
 
     def entry(task, shape):
-        target = SimpleNamespace(family="classifier", labels=list(FER_LABELS), input_shape=tuple(shape))
+        target = SimpleNamespace(family="classifier", labels=list(FER_LABELS), input_shape=tuple(shape),
+                                 flip_average=False)
         report = {"name": "m", "task": task, "file": "m.tflite", "input": {"shape": list(shape)}, "outputs": [],
                   "quant": "int8", "size_bytes": 1, "command": "", "commit": "", "latency_ms": {"1_thread": 1.0},
                   "passed": True, "verification": {"accuracy": 0.5}}
