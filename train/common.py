@@ -102,19 +102,20 @@ def dry_run(options: dict, kind: str | None = None):
 
 
 def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, mode: str = "max",
-                       time_limit: float | TimeLimit | None = None, phase: int = 0):
+                       time_limit: float | TimeLimit | None = None, phase: int = 0, best_name: str = "best.keras"):
     """Every family's callbacks (see train/resume.py): the backup every epoch, CSV (appended on
-    resume), TensorBoard, the oneDNN check, the best model by `monitor` (its best value survives a
-    resume) and the time limit (minutes, or a TimeLimit that several fits of one run share)."""
+    resume), TensorBoard and the oneDNN check (TensorFlow backend only), the best model by `monitor`
+    as `best_name` (its best value survives a resume) and the time limit (minutes, or a TimeLimit
+    that several fits of one run share)."""
     cbs = [
         backup_callback(run_dir, phase),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=resumed),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
     ]
-    cbs.append(OneDNNCheck())
+    if keras.backend.backend() == "tensorflow":  # TensorBoard writes through tf.summary; oneDNN is TensorFlow's
+        cbs += [keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False), OneDNNCheck()]
     if monitor:
         cbs.append(keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
+            os.path.join(run_dir, best_name), monitor=monitor, mode=mode, save_best_only=True,
             initial_value_threshold=best_so_far(run_dir, monitor, mode) if resumed else None))
     cbs.append(time_limit if isinstance(time_limit, TimeLimit) else TimeLimit(time_limit, run_dir))
     return cbs

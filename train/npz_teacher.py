@@ -95,8 +95,8 @@ def train_teacher(sets, out, spec, *, epochs, batch_size, lr, weight_decay, labe
     from core.npz import images_digest, write_soft_labels
     from keras_models.expression import build_classifier
     from keras_models.expression.recipe import DEFAULT_LR, class_weights, compile_for_training
-    from train.common import best_so_far, fit_verbosity
-    from train.resume import TimeLimit, backup_callback, check_can_continue, epochs_done
+    from train.common import best_so_far, fit_verbosity, training_callbacks
+    from train.resume import check_can_continue, epochs_done
 
     keras.utils.set_random_seed(seed)
     k = len(sets["labels"])
@@ -120,10 +120,7 @@ def train_teacher(sets, out, spec, *, epochs, batch_size, lr, weight_decay, labe
     if resumed:
         check_can_continue(out, epochs)
     monitor = "val_accuracy" if val else "accuracy"
-    callbacks = [backup_callback(out), keras.callbacks.CSVLogger(os.path.join(out, "log.csv"), append=resumed),
-                 keras.callbacks.ModelCheckpoint(os.path.join(out, "teacher.keras"), monitor=monitor, mode="max", save_best_only=True,
-                                                 initial_value_threshold=best_so_far(out, monitor) if resumed else None),
-                 TimeLimit(time_limit, out)]
+    callbacks = training_callbacks(out, resumed, monitor, "max", time_limit, best_name="teacher.keras")
     teacher.fit(x, keras.utils.to_categorical(y, k), batch_size=batch_size, epochs=epochs, validation_data=val,
                           class_weight=class_weights(y, k, class_weight), callbacks=callbacks, verbose=fit_verbosity())
     # The final model's probabilities, averaged with the mirrored faces', for the student's --soft-labels.
