@@ -182,7 +182,7 @@ TINY = ["--image-size", "32", "--width", "16", "--d-width", "16", "--batch-size"
 @pytest.fixture(scope="module")
 def finished_run(tiny_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    r = _cli(["dcgan", "--data", tiny_folder, *TINY, "--epochs", "1", "--out", str(out)])
+    r = _cli(["dcgan", "--data", tiny_folder, *TINY, "--epochs", "1", "--ema-decay", "0.9", "--out", str(out)])
     assert r.returncode == 0, r.stderr[-2000:]
     (run,) = [os.path.join(out, d) for d in os.listdir(out)]
     return run
@@ -197,14 +197,19 @@ def test_run_directory_contents(finished_run):
     with open(os.path.join(finished_run, "metrics.json")) as f:
         m = json.load(f)
     assert np.isfinite(m["novelty_ratio"]) and np.isfinite(m["diversity"])
+    # the EMA generator's figures, and the live one's beside them (either may be shipped)
+    assert m["generator"] == "generator_ema.keras" and os.path.isfile(os.path.join(finished_run, "generator_ema.keras"))
+    raw = m["raw"]
+    assert raw["generator"] == "generator.keras" and np.isfinite(raw["novelty_ratio"]) and np.isfinite(raw["diversity"])
+    assert raw["samples"] == m["samples"] == 4
 
 
 def test_sample_ids_give_identical_pixels(finished_run, tmp_path):
     from PIL import Image
 
-    a = _cli(["dcgan-sample", finished_run, "--id", "5", "--out", str(tmp_path / "a.png")])
+    a = _cli(["dcgan-sample", finished_run, "--id", "5", "--no-ema", "--out", str(tmp_path / "a.png")])
     assert a.returncode == 0, a.stderr[-2000:]
-    b = _cli(["dcgan-sample", finished_run, "--id", "4", "--count", "3", "--out", str(tmp_path / "many")])
+    b = _cli(["dcgan-sample", finished_run, "--id", "4", "--count", "3", "--no-ema", "--out", str(tmp_path / "many")])
     assert b.returncode == 0, b.stderr[-2000:]
     one = np.asarray(Image.open(tmp_path / "a.png"))
     again = np.asarray(Image.open(tmp_path / "many" / "emote-5.png"))

@@ -3,7 +3,7 @@
 A run directory holds options.json ("kind": "dcgan"), generator.keras (plus generator_ema.keras
 with --ema-decay), samples/epoch_NNNN.png (a grid of ids 0..N-1, the same noise every epoch),
 progress.gif, log.csv and tensorboard/ (d_loss, g_loss, d_real, d_fake, diversity), and
-metrics.json (diversity and novelty of the final samples).
+metrics.json (diversity and novelty of the final samples; with an EMA generator, the live one's under "raw").
 """
 
 from __future__ import annotations
@@ -175,6 +175,13 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
         def _generate(self, model):
             return np.asarray(model(self.noise, training=False))
 
+        def _figures(self, imgs):
+            """Novelty and diversity of the grid's samples against the training data, and each one's nearest."""
+            nov = novelty(imgs, self.data)
+            nearest = nov.pop("nearest_index")
+            return dict(nov, diversity=mean_pairwise_distance(imgs) / max(self.data_diversity, 1e-9),
+                        data_diversity_rms=self.data_diversity, samples=len(imgs)), nearest
+
         def on_epoch_end(self, epoch, logs=None):
             imgs = self._generate(self.gan.generator)
             save_png(os.path.join(self.samples_dir, f"epoch_{epoch + 1:04d}.png"), grid(to_uint8(imgs)))
@@ -199,11 +206,10 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
                 with atomic_path(os.path.join(self.run_dir, "generator_ema.keras")) as tmp:
                     self.gan.ema_generator.save(tmp)
             imgs = self._generate(self.gan.ema_generator or self.gan.generator)
-            nov = novelty(imgs, self.data)
-            nearest = nov.pop("nearest_index")
-            metrics = dict(nov, diversity=mean_pairwise_distance(imgs) / max(self.data_diversity, 1e-9),
-                           data_diversity_rms=self.data_diversity, samples=len(imgs),
-                           generator="generator_ema.keras" if self.gan.ema_generator is not None else "generator.keras")
+            metrics, nearest = self._figures(imgs)
+            metrics["generator"] = "generator_ema.keras" if self.gan.ema_generator is not None else "generator.keras"
+            if self.gan.ema_generator is not None:  # the live generator too: either may be the one to ship
+                metrics["raw"] = dict(self._figures(self._generate(self.gan.generator))[0], generator="generator.keras")
             write_json(os.path.join(self.run_dir, "metrics.json"), metrics)
             k = min(16, len(imgs))
             pairs = np.concatenate([to_uint8(imgs[:k]), self.data_uint8[nearest[:k]]])
