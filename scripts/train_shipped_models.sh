@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Retrains the models that mobile_demo ships and exports them into mobile_demo/models/ (make models).
-# Long on a 2-core CPU: the expression model ~1.5 h alone (45 epochs), the generators ~1.5 h each
-# when they share the machine. Data: ../shared/data (or FER_DIR / ANIME_DIR).
+# Long on a 2-core CPU: the expression models ~6 h (a 45-epoch teacher, then 150 epochs distilled from
+# it), the generators 1.5-3 h each when they share the machine. Data: ../shared/data (or FER_DIR / ANIME_DIR).
 # Each step is resumable: rerun the printed `--resume RUN` command if a step is interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,10 +36,11 @@ run=$(last_run vae)
 $PY -m train vae-latents "$run" --characters "$ANIME_DIR"
 $PY -m export tflite "$run/decoder.keras" --quant int8 --out "$MODELS" --name vae-decoder-int8 --calib-size 200 --verify-size 200
 
-# 3. DCGAN emote generator on the built-in face emoji (32x32, DiffAugment, EMA generator).
-$PY -m train dcgan --data emoji:twemoji --image-size 32 --batch-size 16 --ema-decay 0.999 --epochs 400 --out "$OUT"
+# 3. DCGAN emote generator on the face emoji of every installed set (64x64, DiffAugment, EMA generator,
+#    which is the one exported).
+$PY -m train dcgan --data emoji:all --image-size 64 --batch-size 16 --ema-decay 0.999 --epochs 400 --out "$OUT"
 run=$(last_run dcgan)
-$PY -m export tflite "$run" --quant int8 --out "$MODELS" --name emote_generator_int8
+$PY -m export tflite "$run/generator_ema.keras" --quant int8 --out "$MODELS" --name emote_generator_int8 --task emote-generator
 
 # 4. StyleGAN2-style anime faces for the slider panel: train, find the attribute directions, export.
 $PY -m train stylegan --data "$ANIME_DIR" --preset lite64 --epochs 60 --out "$OUT"
