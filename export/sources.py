@@ -81,4 +81,4 @@ def with_flip_average(target):
 
     if target.family != "classifier":
         raise UserError(f"{target.source}: --flip-average is for classifiers; this is a {target.family}")
-    return dataclasses.replace(target, model=flip_averaged(target.model), flip_average=True)
+    return dataclasses.replace(target, model=flip_averaged(target.model))

@@ -66,7 +66,14 @@ class Target:
     output_names: list[str]
     source: str
     labels: list[str] | None = None
-    flip_average: bool = False  # a classifier averaged over the face and its mirror image in the graph
+
+    @property
+    def flip_average(self) -> bool:
+        """A classifier that averages the face and its mirror image in its graph (`--flip-average`, or a
+        `.keras` file saved that way)."""
+        from keras_models.expression.tta import is_flip_averaged
+
+        return self.family == "classifier" and is_flip_averaged(self.model)
 
     @property
     def input_shape(self):
