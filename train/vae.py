@@ -55,7 +55,8 @@ def _preset(name: str, image_size: int | None):
 def vae(**options):
     """Train Foster's VAE (default: the built-in face emoji, preset quick-64, a few minutes on a CPU).
 
-    Presets: gdl1-128 (GDL 1st ed.), gdl2-64 (GDL 2nd ed.), quick-64, tiny-32.
+    Presets: gdl1-128 (GDL 1st ed.), gdl2-64 (GDL 2nd ed.), morph-64 (the morph panel's),
+    quick-64, tiny-32.
     Images go in as RGB 0..255 (the encoder rescales); the decoder outputs 0..1.
     """
     resumed_opts = None

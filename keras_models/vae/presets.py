@@ -58,6 +58,11 @@ PRESETS: dict[str, VAEPreset] = {
     # for ~100 emoji and a faster learning rate, so a 2-core CPU gives recognisable faces in minutes.
     "quick-64": VAEPreset("quick-64", 64, (32, 64, 64, 64), (64, 64, 32), 2, 32, 2000.0, 1e-3,
                           description="GDL1 layout at 64x64, z=32, no dropout: minutes on a CPU"),
+    # The morph panel's: GDL1's widening encoder (32/64/128/256, to 4x4x256 instead of GDL2's 2x2x64, the
+    # bottleneck that blurred every face into the same one) and a mirrored decoder, z = 200, 20000 * MSE + KL
+    # (GDL2's 2000 let the KL term win: one blurred face per hair colour). Less compute than gdl2-64.
+    "morph-64": VAEPreset("morph-64", 64, (32, 64, 128, 256), (128, 64, 32), 2, 200, 20000.0, 1e-3, dense_bn=True,
+                          description="characters + emoji morph, 64x64, z=200, 4x4x256 bottleneck, 20000*MSE+KL"),
     # For tests and smoke runs.
     "tiny-32": VAEPreset("tiny-32", 32, (16, 16), (16,), 2, 8, 1000.0, 1e-3, description="test-sized"),
 }
