@@ -298,3 +298,28 @@ def test_latents_cli(trained_run, tmp_path, capsys):
     code, _, err = run(["vae-latents", str(trained_run), "--out", str(tmp_path / "l.json")], capsys)
     assert code == 2 and "--characters is required" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "l.json").exists()
+
+
+def test_loss_figure_shows_heldout_kl_and_psnr_only_when_logged(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from train.vae_plots import loss_figure
+
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,kl_loss,reconstruction_loss,total_loss\n0,9,50,59\n1,10,40,50\n")
+    fig = loss_figure(plt, str(log))
+    assert [ax.get_title() for ax in fig.axes] == ["total loss", "reconstruction loss", "KL"]
+    assert [len(ax.lines) for ax in fig.axes] == [1, 1, 1]
+    plt.close(fig)
+    log.write_text("epoch,kl_loss,reconstruction_loss,total_loss,val_kl,val_mse,val_psnr\n"
+                   "0,9,50,59,11,0.03,15.2\n1,10,40,50,12,0.02,17.0\n")
+    fig = loss_figure(plt, str(log))
+    assert len(fig.axes) == 4 and fig.axes[3].get_title().startswith("held-out reconstruction PSNR")
+    kl_lines = fig.axes[2].lines
+    assert [line.get_label() for line in kl_lines] == ["training", "held out"]
+    assert list(kl_lines[1].get_ydata()) == [11.0, 12.0]
+    assert list(fig.axes[3].lines[0].get_ydata()) == [15.2, 17.0]
+    plt.close(fig)

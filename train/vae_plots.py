@@ -48,19 +48,31 @@ def write_plots(run_dir, encoder, decoder, images, seed=0):
 
 
 def loss_figure(plt, log_path):
-    """The total, reconstruction and KL loss per epoch, from log.csv (which covers resumed runs)."""
+    """The total, reconstruction and KL loss per epoch, from log.csv (which covers resumed runs); with
+    held-out images (--val-split), their KL beside the training KL and their PSNR in a fourth panel."""
     from matplotlib.ticker import MaxNLocator
 
     rows = []
     if os.path.exists(log_path):
         with open(log_path, newline="") as f:
             rows = list(csv.DictReader(f))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    for ax, key, title in zip(axes, ("total_loss", "reconstruction_loss", "kl_loss"), ("total", "reconstruction", "KL")):
-        vals = [(int(r["epoch"]) + 1, float(r[key])) for r in rows if r.get(key) not in (None, "")]
-        if vals:
-            ax.plot(*zip(*vals), marker="o" if len(vals) < 30 else None)
-        ax.set_title(f"{title} loss")
+
+    def series(key):
+        return [(int(r["epoch"]) + 1, float(r[key])) for r in rows if r.get(key) not in (None, "", "NA")]
+
+    panels = [("total_loss", "total loss"), ("reconstruction_loss", "reconstruction loss"), ("kl_loss", "KL")]
+    heldout = bool(series("val_psnr"))
+    if heldout:
+        panels.append(("val_psnr", "held-out reconstruction PSNR (dB)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.5))
+    for ax, (key, title) in zip(axes, panels):
+        for k, label in ((key, "training"), ("val_kl", "held out")) if key == "kl_loss" and heldout else ((key, None),):
+            vals = series(k)
+            if vals:
+                ax.plot(*zip(*vals), marker="o" if len(vals) < 30 else None, label=label)
+        if key == "kl_loss" and heldout:
+            ax.legend()
+        ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
