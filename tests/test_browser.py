@@ -379,12 +379,12 @@ def test_stylegan_sliders_draw_the_python_face(report, served):
         if face is None:
             continue
         w, img = python_face(served["models"], s["id"], edits)
-        # The same int8 files and the same float32 steps: LiteRT.js (wasm) and ai_edge_litert agree to the bit here.
+        # The same .tflite files (int8 weights) and the same float32 steps: LiteRT.js (wasm) and ai_edge_litert agree to the bit here.
         np.testing.assert_allclose(np.asarray(face["w"], np.float32), w, rtol=0, atol=1e-5)
         diff = np.abs(_page_image(face).astype(int) - img.astype(int))
         assert diff.max() <= 1, f"page vs Python differ by up to {diff.max()} levels ({edits or 'no edit'})"
     if served["run"]:
-        # The run's Keras networks (python -m train stylegan-edit) draw the same face, up to int8's error.
+        # The run's Keras networks (python -m train stylegan-edit) draw the same face, up to the quantized weights' error.
         from PIL import Image
 
         from train.__main__ import cli as train_cli
