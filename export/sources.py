@@ -77,8 +77,10 @@ def resolve_source(source: str, task: str | None):
 
 def with_flip_average(target):
     """`target` with its classifier averaged over the face and its mirror image inside the graph."""
-    from keras_models.expression.tta import flip_averaged
+    from keras_models.expression.tta import flip_averaged, is_flip_averaged
 
     if target.family != "classifier":
         raise UserError(f"{target.source}: --flip-average is for classifiers; this is a {target.family}")
+    if is_flip_averaged(target.model):  # a second wrap would run 4 passes for the same average
+        raise UserError(f"{target.source} already averages the face and its mirror image: export it without --flip-average")
     return dataclasses.replace(target, model=flip_averaged(target.model))

@@ -307,6 +307,10 @@ def test_cli_bad_inputs(work, tmp_path, capsys, monkeypatch):
     h = Determinant()(keras.layers.Flatten()(inp))
     flex = tmp_path / "flex.keras"
     keras.Model(inp, keras.layers.Dense(3, activation="softmax")(h)).save(flex)
+    from keras_models.expression.tta import flip_averaged
+
+    flipped = tmp_path / "flipped.keras"  # saved already averaged over the mirror image, as the shipped expression.keras
+    flip_averaged(keras.models.load_model(work["root"] / "emonet.keras", compile=False)).save(flipped)
     few = tmp_path / "few"
     for c in LABELS[:2]:
         (few / c).mkdir(parents=True)
@@ -319,6 +323,8 @@ def test_cli_bad_inputs(work, tmp_path, capsys, monkeypatch):
         (["tflite", str(work["root"] / "emonet.keras"), "--quant", "int8", "--out", out, "--data", str(few)], "at least 200"),
         (["tflite", str(tmp_path), "--out", out], "not a run directory"),
         (["tflite", str(work["root"] / "decoder.keras"), "--out", out, "--flip-average"], "--flip-average is for classifiers"),
+        (["tflite", str(flipped), "--quant", "fp32", "--out", out, "--data", work["data"], "--flip-average"],
+         "already averages the face and its mirror image"),
         (["report", str(tmp_path)], "no *.report.json"),
     ]
     for args, expected in cases:
