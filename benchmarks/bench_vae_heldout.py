@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -23,17 +24,10 @@ import numpy as np  # noqa: E402
 def heldout_by_source(options: dict) -> list[tuple[str, object]]:
     """[(data spec, ImageSet of its held-out images)], split exactly as train/vae.py splits."""
     from data_pipelines import load_source
-    from train.vae import _split
+    from train.vae import split_sources
 
-    out = []
-    for i, spec in enumerate(options["data"]):
-        s = load_source(spec, options["image_size"], 3, limit=options["limit"], on_error="skip")
-        out.append((spec, _split(s, options["val_split"], options["seed"] + i)[1]))
-    return out
-
-
-def psnr(mse: float) -> float:
-    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+    sets = [load_source(spec, options["image_size"], 3, limit=options["limit"], on_error="skip") for spec in options["data"]]
+    return [(spec, held) for spec, (_, held) in zip(options["data"], split_sources(sets, options["val_split"], options["seed"]))]
 
 
 def main(argv=None) -> int:
@@ -50,24 +44,22 @@ def main(argv=None) -> int:
         options = json.load(f)
     if not options.get("val_split"):
         sys.exit(f"error: {args.run} held nothing out (trained without --val-split)")
-    enc = keras.models.load_model(os.path.join(args.run, "encoder.keras"), compile=False)
-    dec = keras.models.load_model(os.path.join(args.run, "decoder.keras"), compile=False)
+    from train.vae import psnr_db, reconstruct, reconstruction_figures
+
+    vae = SimpleNamespace(**{part: keras.models.load_model(os.path.join(args.run, f"{part}.keras"), compile=False)
+                             for part in ("encoder", "decoder")})
     result = {"run": args.run, "val_split": options["val_split"], "sources": {}}
-    rows, sq_sum, pixels = [], 0.0, 0
+    rows = []
     for spec, held in heldout_by_source(options):
-        x = np.asarray(held.images, np.float32)
-        z, _ = enc.predict(x, batch_size=64, verbose=0)
-        r = dec.predict(z, batch_size=64, verbose=0).astype(np.float64)
-        err = (r - x / 255.0) ** 2
-        sq_sum, pixels = sq_sum + float(err.sum()), pixels + err.size
-        mse = float(err.mean())
-        result["sources"][spec] = {"images": len(x), "mse": mse, "psnr_db": psnr(mse)}
-        print(f"{spec}: {len(x)} held-out images, reconstruction MSE {mse:.5f}, PSNR {psnr(mse):.2f} dB")
-        k = min(args.columns, len(x))
-        rows += [np.concatenate(list(x[:k] / 255.0), 1), np.concatenate(list(r[:k]), 1)]
-    mse = sq_sum / pixels
-    result |= {"images": sum(s["images"] for s in result["sources"].values()), "mse": mse, "psnr_db": psnr(mse)}
-    print(f"all: {result['images']} held-out images, reconstruction MSE {mse:.5f}, PSNR {psnr(mse):.2f} dB")
+        z_mean, z_log_var, r = reconstruct(vae, held.images)
+        f = result["sources"][spec] = {"images": len(held), **reconstruction_figures(held.images, z_mean, z_log_var, r)}
+        print(f"{spec}: {len(held)} held-out images, reconstruction MSE {f['mse']:.5f}, PSNR {f['psnr_db']:.2f} dB")
+        k = min(args.columns, len(held))
+        rows += [np.concatenate(list(held.images[:k] / 255.0), 1), np.concatenate(list(r[:k]), 1)]
+    n = sum(s["images"] for s in result["sources"].values())
+    mse = sum(s["mse"] * s["images"] for s in result["sources"].values()) / n  # every image has the same pixels
+    result |= {"images": n, "mse": mse, "psnr_db": psnr_db(mse)}
+    print(f"all: {n} held-out images, reconstruction MSE {mse:.5f}, PSNR {psnr_db(mse):.2f} dB")
     if args.png:
         from PIL import Image
 

@@ -92,8 +92,7 @@ def _load_data(options, size):
             raise UserError(f"no images in {spec}")
     heldout = None
     if options.get("val_split"):
-        # The same images every time for a seed (a resumed run holds out the same ones), from every source.
-        splits = [_split(s, options["val_split"], options["seed"] + i) for i, s in enumerate(sets)]
+        splits = split_sources(sets, options["val_split"], options["seed"])
         sets = [train for train, _ in splits]
         held = [h for _, h in splits if len(h)]
         heldout = ImageSet(np.concatenate([h.images for h in held]), None, (), sum((h.names for h in held), []), []) if held else None
@@ -110,6 +109,12 @@ def _load_data(options, size):
     for line in data.skipped[:5]:
         click.echo(f"  skipped: {line}", err=True)
     return data, heldout
+
+
+def split_sources(sets, fraction: float, seed: int) -> list:
+    """[(train, held out)] per source, in --data order: the same images every time for a seed (a
+    resumed run, and benchmarks/bench_vae_heldout.py, hold out the same ones), from every source."""
+    return [_split(s, fraction, seed + i) for i, s in enumerate(sets)]
 
 
 def _split(s, fraction: float, seed: int):
@@ -185,11 +190,24 @@ def save_models(run_dir, encoder, decoder):
 def heldout_figures(model, images, batch: int = 64) -> dict:
     """Reconstruction of held-out images through z_mean (no sampling): per-pixel MSE on 0..1, PSNR,
     and the mean KL of their posteriors against N(0, I)."""
+    return reconstruction_figures(images, *reconstruct(model, images, batch))
+
+
+def reconstruct(model, images, batch: int = 64):
+    """(z_mean, z_log_var, reconstruction through z_mean on 0..1) of RGB 0..255 images."""
     z_mean, z_log_var = model.encoder.predict(np.asarray(images, np.float32), batch_size=batch, verbose=0)
-    recon = model.decoder.predict(z_mean, batch_size=batch, verbose=0)
+    return z_mean, z_log_var, model.decoder.predict(z_mean, batch_size=batch, verbose=0)
+
+
+def reconstruction_figures(images, z_mean, z_log_var, recon) -> dict:
     mse = float(np.mean((recon.astype(np.float64) - np.asarray(images, np.float64) / 255.0) ** 2))
     kl = float(np.mean(-0.5 * np.sum(1.0 + z_log_var - np.square(z_mean) - np.exp(z_log_var), axis=1)))
-    return {"mse": mse, "psnr_db": float(10 * np.log10(1.0 / max(mse, 1e-12))), "kl": kl}
+    return {"mse": mse, "psnr_db": psnr_db(mse), "kl": kl}
+
+
+def psnr_db(mse: float) -> float:
+    """PSNR of a per-pixel MSE on 0..1."""
+    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
 
 
 class HeldOut(keras.callbacks.Callback):
