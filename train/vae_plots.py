@@ -60,17 +60,19 @@ def loss_figure(plt, log_path):
     def series(key):
         return [(int(r["epoch"]) + 1, float(r[key])) for r in rows if r.get(key) not in (None, "", "NA")]
 
-    panels = [("total_loss", "total loss"), ("reconstruction_loss", "reconstruction loss"), ("kl_loss", "KL")]
+    # (title, [(log.csv column, legend label or None)]) per panel
     heldout = bool(series("val_psnr"))
+    panels = [("total loss", [("total_loss", None)]), ("reconstruction loss", [("reconstruction_loss", None)]),
+              ("KL", [("kl_loss", "training"), ("val_kl", "held out")] if heldout else [("kl_loss", None)])]
     if heldout:
-        panels.append(("val_psnr", "held-out reconstruction PSNR (dB)"))
+        panels.append(("held-out reconstruction PSNR (dB)", [("val_psnr", None)]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.5))
-    for ax, (key, title) in zip(axes, panels):
-        for k, label in ((key, "training"), ("val_kl", "held out")) if key == "kl_loss" and heldout else ((key, None),):
-            vals = series(k)
+    for ax, (title, lines) in zip(axes, panels):
+        for key, label in lines:
+            vals = series(key)
             if vals:
                 ax.plot(*zip(*vals), marker="o" if len(vals) < 30 else None, label=label)
-        if key == "kl_loss" and heldout:
+        if len(lines) > 1:
             ax.legend()
         ax.set_title(title)
         ax.set_xlabel("epoch")
