@@ -7,6 +7,13 @@ generators' state) and `training_metadata.json` the epochs done. It is written a
 and kept when training ends, so `--resume RUN` continues an interrupted run and
 `--resume RUN --epochs N` extends a finished one, for every family alike.
 
+A backup is never rewritten in place: the new weights are written to a temporary file and renamed
+over `latest.weights.h5` (with the epochs they hold stamped inside them), and the backup they
+replace is kept as `previous.weights.h5`. A kill at any moment leaves one complete backup or the
+other; a backup that is damaged anyway (a truncated file, a disk that filled up) is passed over
+for the previous one, said in one line, so `--resume` continues from the last good state with
+no epoch lost or repeated (`SafeBackup`, `good_backup`).
+
 A run that trains in phases with different trainable weights (vggface-resnet50: the head, then the
 top stages) keeps one folder per phase: `backup/`, `backup-phase2/`, ...
 
@@ -20,17 +27,20 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import time
 
 import click
 import keras
 
 from core.cli import UserError
-from core.files import write_json
-from train.rundirs import update_run_options
+from core.files import atomic_path, write_json
+from train.rundirs import read_options_file, update_run_options
 
 WEIGHTS = "latest.weights.h5"
 METADATA = "training_metadata.json"
+PREVIOUS = "previous.weights.h5"
+EPOCH_ATTR = "emotekit_epoch"  # the epochs a backup's weights hold, inside the file itself
 
 
 def backup_dir(run_dir: str, phase: int = 0) -> str:
@@ -38,27 +48,167 @@ def backup_dir(run_dir: str, phase: int = 0) -> str:
 
 
 def backup_callback(run_dir: str, phase: int = 0) -> keras.callbacks.BackupAndRestore:
-    """Keras' BackupAndRestore for the run (and phase), kept when training ends."""
-    return keras.callbacks.BackupAndRestore(backup_dir(run_dir, phase), delete_checkpoint=False)
+    """The run's (and phase's) backup, written every epoch and kept when training ends."""
+    return SafeBackup(backup_dir(run_dir, phase), delete_checkpoint=False)
+
+
+def _stamped_epoch(path: str) -> int | None:
+    """The epochs stamped inside a backup's weights file (None for a backup of an earlier version).
+    Raises when the file cannot be read to its end (truncated, not HDF5)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda _, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)  # every byte readable
+        epoch = f.attrs.get(EPOCH_ATTR)
+    return None if epoch is None else int(epoch)
+
+
+def _metadata_epoch(folder: str) -> int | None:
+    path = os.path.join(folder, METADATA)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def good_backup(folder: str, say: bool = False) -> tuple[str, int] | None:
+    """(weights file, epochs) of a backup folder's newest complete backup: latest.weights.h5, else
+    (damaged: a kill or a full disk while an earlier version wrote it in place) previous.weights.h5.
+    None when the folder holds no backup; a UserError when every one there is damaged. `say`: one
+    line on stderr when the previous backup stands in for a damaged latest one."""
+    latest, previous = os.path.join(folder, WEIGHTS), os.path.join(folder, PREVIOUS)
+    damaged = []
+    for path in (latest, previous):
+        if not os.path.isfile(path):
+            continue
+        try:
+            stamped = _stamped_epoch(path)
+        except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError... for a bad file
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            reason = reason.split("(", 1)[1].split(",")[0].rstrip(")") if "(" in reason else reason[:80]  # h5py: "Unable to ... (truncated file: eof = ...)"
+            damaged.append(f"{os.path.basename(path)}: {reason}")
+            continue
+        epoch = stamped if stamped is not None else _metadata_epoch(folder) if path == latest else None
+        if epoch is None:
+            damaged.append(f"{os.path.basename(path)}: no epoch recorded")
+            continue
+        if damaged and say:
+            click.echo(f"warning: {folder}/{damaged[0]} (damaged); resuming from the previous backup, after epoch {epoch}", err=True)
+        return path, epoch
+    if damaged:
+        raise UserError(f"cannot resume: every backup in {folder} is damaged ({'; '.join(damaged)}); start a new run")
+    if os.path.isfile(os.path.join(folder, METADATA)) and _metadata_epoch(folder) is None:
+        raise UserError(f"{os.path.join(folder, METADATA)} is damaged: cannot resume this run")
+    return None
 
 
 def epochs_done(run_dir: str, phase: int | None = None) -> int:
-    """Epochs recorded by a phase's backup (any phase's when None): 0 when there is none."""
-    folders = [backup_dir(run_dir, phase)] if phase is not None else glob.glob(os.path.join(run_dir, "backup*"))
+    """Epochs held by a phase's good backup (any phase's when None): 0 when there is none."""
+    folders = [backup_dir(run_dir, phase)] if phase is not None else sorted(glob.glob(os.path.join(run_dir, "backup*")))
     done = 0
     for folder in folders:
-        path = os.path.join(folder, METADATA)
-        if os.path.isfile(path):
-            try:
-                with open(path) as f:
-                    done = max(done, int(json.load(f)["epoch"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                raise UserError(f"{path} is damaged: cannot resume this run") from None
+        found = good_backup(folder)
+        if found is None and os.path.isfile(os.path.join(folder, METADATA)):
+            found = ("", _metadata_epoch(folder))  # the epochs of a finished phase whose weights went on
+        if found is not None:
+            done = max(done, found[1])
     return done
 
 
 def has_backup(run_dir: str, phase: int = 0) -> bool:
-    return os.path.isfile(os.path.join(backup_dir(run_dir, phase), WEIGHTS))
+    folder = backup_dir(run_dir, phase)
+    return os.path.isfile(os.path.join(folder, WEIGHTS)) or os.path.isfile(os.path.join(folder, PREVIOUS))
+
+
+def _save_backup(model, folder: str, epoch: int, batch: int = 0) -> None:
+    """Writes `model`'s weights as the folder's latest backup without ever leaving a partial one:
+    a temporary file (epochs stamped inside) renamed over latest.weights.h5, the one it replaces
+    kept as previous.weights.h5 (a second name of the same file, so there is no moment without
+    a complete latest one); then the metadata, atomically."""
+    import h5py
+
+    os.makedirs(folder, exist_ok=True)
+    latest, previous = os.path.join(folder, WEIGHTS), os.path.join(folder, PREVIOUS)
+    with atomic_path(latest, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp, overwrite=True)
+        with h5py.File(tmp, "a") as f:
+            f.attrs[EPOCH_ATTR] = int(epoch)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        if os.path.isfile(latest):
+            _keep_as_previous(folder, latest, previous)
+    write_json(os.path.join(folder, METADATA), {"epoch": int(epoch), "batch": int(batch)})
+
+
+def _keep_as_previous(folder: str, latest: str, previous: str) -> None:
+    """The backup about to be replaced, kept as previous.weights.h5 when it is complete (a damaged
+    one is just replaced; the previous one stays)."""
+    import h5py
+
+    try:
+        stamped = _stamped_epoch(latest)
+    except Exception:  # noqa: BLE001 - h5py's errors for a bad file vary
+        return
+    epoch = stamped if stamped is not None else _metadata_epoch(folder)
+    if epoch is None:
+        return
+    with atomic_path(previous, suffix=".weights.h5") as tmp:
+        os.remove(tmp)
+        if stamped is None:  # written by an earlier version: its epochs go inside the copy
+            shutil.copyfile(latest, tmp)
+            with h5py.File(tmp, "a") as f:
+                f.attrs[EPOCH_ATTR] = int(epoch)
+            return
+        try:
+            os.link(latest, tmp)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(latest, tmp)
+
+
+class SafeBackup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore (its folder layout and its epoch bookkeeping), writing each backup
+    beside the last good one (`_save_backup`) and restoring from the newest complete one."""
+
+    def on_train_begin(self, logs=None):
+        for leftover in glob.glob(os.path.join(self.backup_dir, ".tmp-*")):  # a write that was killed
+            os.remove(leftover)
+        found = good_backup(self.backup_dir, say=True)
+        if found is None:
+            return
+        path, epoch = found
+        if not self.model.built:
+            raise ValueError("SafeBackup needs a built model before fit()")
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(path)
+        self.model._initial_epoch = epoch
+
+    def _save_model(self):
+        _save_backup(self.model, self.backup_dir, self._current_epoch, self._last_batch_seen)
+
+
+def trim_log(run_dir: str, done: int) -> None:
+    """Drops the rows of RUN/log.csv after the epochs its backup holds (a fallback to the previous
+    backup trains the last epoch again): the log shows each epoch of the run's state once."""
+    import csv
+
+    path = os.path.join(run_dir, "log.csv")
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "epoch" not in rows[0]:
+        return
+    col = rows[0].index("epoch")
+    keep = [rows[0]] + [r for r in rows[1:] if len(r) > col and r[col].isdigit() and int(r[col]) < done]
+    if len(keep) == len(rows):
+        return
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(keep)
 
 
 def check_can_continue(run_dir: str, epochs: int) -> int:
@@ -76,15 +226,15 @@ def restore(model, run_dir: str, phase: int = 0) -> None:
     for a run that goes on with a later phase."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(os.path.join(backup_dir(run_dir, phase), WEIGHTS))
+    found = good_backup(backup_dir(run_dir, phase), say=True)
+    if found is None:
+        raise UserError(f"{run_dir} has no backup of phase {phase + 1} to continue from")
+    model.load_weights(found[0])
 
 
 def write_backup(model, run_dir: str, epoch: int, phase: int = 0) -> None:
-    """Writes `model`'s state as the phase's backup after `epoch` epochs (what BackupAndRestore writes)."""
-    folder = backup_dir(run_dir, phase)
-    os.makedirs(folder, exist_ok=True)
-    model.save_weights(os.path.join(folder, WEIGHTS), overwrite=True)
-    write_json(os.path.join(folder, METADATA), {"epoch": int(epoch), "batch": 0})
+    """Writes `model`'s state as the phase's backup after `epoch` epochs (what SafeBackup writes)."""
+    _save_backup(model, backup_dir(run_dir, phase), epoch)
 
 
 def adopt_finished_run(run_dir: str, model, load_final) -> bool:
@@ -125,8 +275,7 @@ def check_same_data(run_dir: str, images: int, resumed: bool) -> None:
     path = os.path.join(run_dir, "options.json")
     before = None
     if resumed and os.path.isfile(path):
-        with open(path) as f:
-            before = json.load(f).get("train_images")
+        before = read_options_file(path).get("train_images")
     if before is not None and before != images:
         click.echo(f"warning: {run_dir} trained on {before} images until now; its --data gives {images} now "
                    "(a data set installed, removed or changed since?); going on with these", err=True)
