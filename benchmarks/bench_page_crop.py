@@ -39,7 +39,6 @@ import numpy as np  # noqa: E402
 FER_TEST = os.path.join(ROOT, "..", "shared", "data", "fer2013", "test")
 MODELS = os.path.join(ROOT, "mobile_demo", "models")
 FRAME = (640, 480)
-FACE_PX = (110, 320)  # the drawn FER square's side, pixels
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -63,40 +62,8 @@ def load_faces(data: str, limit: int, seed: int):
     return faces, labels
 
 
-def background(rng, w: int, h: int) -> np.ndarray:
-    import cv2
-
-    kind = rng.integers(3)
-    if kind == 0:  # a flat wall
-        return np.broadcast_to(rng.integers(20, 236, 3).astype(np.uint8), (h, w, 3)).copy()
-    if kind == 1:  # a gradient between two colours at a random angle
-        a, b = rng.integers(10, 246, (2, 3)).astype(np.float64)
-        t = rng.uniform(0, np.pi)
-        yy, xx = np.mgrid[0:h, 0:w]
-        u = (xx * np.cos(t) + yy * np.sin(t))
-        u = (u - u.min()) / max(np.ptp(u), 1)
-        return (a + (b - a) * u[:, :, None]).astype(np.uint8)
-    blobs = rng.integers(0, 256, (6, 8, 3)).astype(np.float32)  # a cluttered room, out of focus
-    return np.clip(cv2.resize(blobs, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
-
-
-def make_frame(face: np.ndarray, seed: int, size=FRAME):
-    """(RGB uint8 frame, (x0, y0, side) of the drawn face square): the 48x48 face upscaled, tinted with a
-    skin-like colour of the same grey (ITU-R 601), on a background, with a little sensor noise."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    w, h = size
-    frame = background(rng, w, h).astype(np.float64)
-    side = int(rng.integers(FACE_PX[0], FACE_PX[1] + 1))
-    x0, y0 = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-    big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC).astype(np.float64)
-    gains = np.array([1.0, rng.uniform(0.78, 1.0), rng.uniform(0.6, 1.0)]) if rng.random() < 0.6 else np.ones(3)
-    gains /= gains @ [0.299, 0.587, 0.114]
-    frame[y0:y0 + side, x0:x0 + side] = big[:, :, None] * gains
-    frame += rng.normal(0, 2.0, frame.shape)
-    return np.clip(np.round(frame), 0, 255).astype(np.uint8), (x0, y0, side)
-
+# The frames: mobile_demo.page_crops draws them (the same frames make the page-framed training crops).
+from mobile_demo.page_crops import FACE_PX, background, make_frame  # noqa: E402,F401
 
 # ------------------------------------------------------------------------------------------ Python
 

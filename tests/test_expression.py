@@ -391,3 +391,30 @@ def test_train_cli_missing_data_subprocess(tmp_path):
     assert r.returncode == 2
     lines = [x for x in r.stderr.splitlines() if x.strip() and not TF_NOISE.match(x)]
     assert lines == ["error: --data is required: a FER-2013 folder (train/<class>/...) or fer2013.csv"]
+
+
+def test_train_cli_init_starts_from_the_given_weights_and_a_flip_averaged_file_gives_its_net(fer_folder, tmp_path, monkeypatch, capsys):
+    from keras_models.expression.tta import flip_averaged
+
+    src = build_classifier("emonet-xs", 7, 24)
+    init = str(tmp_path / "init.keras")
+    flip_averaged(src).save(init)
+    out = str(tmp_path / "runs")
+    code, stdout, err = run_train(["expression", "--data", fer_folder, *TINY, "--epochs", "1", "--lr", "1e-9", "--out", out,
+                                   "--init", init], monkeypatch, capsys)
+    assert code == 0, err
+    assert "starting from the weights of" in stdout
+    (run,) = os.listdir(out)
+    trained = keras.saving.load_model(os.path.join(out, run, "last.keras"), compile=False)
+    # lr 1e-9 for one epoch: the trained weights are the init file's, not a fresh random network's
+    # (the normalisation statistics do move: they are not trained by the learning rate).
+    for a, b in zip([w.numpy() for w in src.trainable_weights], [w.numpy() for w in trained.trainable_weights]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_train_cli_init_of_another_network_is_one_line(fer_folder, tmp_path, monkeypatch, capsys):
+    other = str(tmp_path / "other.keras")
+    build_classifier("vgg-fer", 7, 24, widths=(16, 16, 16, 16), fc=16).save(other)
+    code, _, err = run_train(["expression", "--data", fer_folder, *TINY, "--epochs", "1", "--out", str(tmp_path / "runs"),
+                              "--init", other], monkeypatch, capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "is not this --arch's" in err

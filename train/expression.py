@@ -45,6 +45,9 @@ def augmenter(seed: int, strength: str = "004"):
                    "(e.g. on an accelerator) from `python -m data_pipelines npz` of the same --data.")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True, help="Distillation softmax temperature.")
 @click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Weight of the hard-label loss with --teacher (the rest is distillation).")
+@click.option("--init", "init_model", type=click.Path(dir_okay=False), default=None, metavar="MODEL.keras",
+              help="Start from this classifier's weights (same --arch; a flip-averaged .keras gives its inner net), "
+                   "e.g. to fine-tune the shipped model on other framing.")
 @click.option("--mixup", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Mixup Beta(a, a) parameter; 0 disables it.")
 def expression(**options):
     """Train a facial-expression classifier (FER-2013 folders or CSV, or any labelled folder)."""
@@ -65,6 +68,8 @@ def expression(**options):
         raise UserError(f"--soft-labels: no such file: {options['soft_labels']}")
     if options["teacher"]:
         options["teacher"] = resolve_teacher(options["teacher"])
+    if options.get("init_model") and not os.path.isfile(options["init_model"]):
+        raise UserError(f"--init: no such file: {options['init_model']}")
     options["image_size"] = options["image_size"] or spec.image_size
     options["lr"] = options["lr"] or DEFAULT_LR[options["arch"]]
     if options["dry_run"]:
@@ -145,6 +150,11 @@ def fit_expression(run_dir, options, resumed, strategy=None):
             click.echo(f"loaded {n} layers of VGGFace weights from {options['weights']}")
         else:
             click.echo("no --weights given: training vggface-resnet50 from scratch (expect far lower accuracy)", err=True)
+
+    if options.get("init_model") and not resumed:
+        with scope(strategy):
+            init_weights(model, options["init_model"])
+        click.echo(f"starting from the weights of {options['init_model']}")
 
     teacher = None
     if options.get("teacher"):
@@ -264,6 +274,23 @@ def load_teacher(path: str, num_classes: int):
         raise UserError(f"--teacher {path}: expected an image classifier with {num_classes} outputs, got input {teacher.input_shape} output {out}")
     teacher.trainable = False
     return teacher
+
+
+def init_weights(model, path: str) -> None:
+    """Copies the weights of the classifier in `path` (or of the net inside a flip-averaged one) into `model`."""
+    import keras
+
+    try:
+        src = keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - any load failure is a bad file for the user
+        raise UserError(f"--init: not a Keras model file: {path} ({type(e).__name__})") from None
+    inner = [layer for layer in src.layers if isinstance(layer, keras.Model)]
+    if any(layer.name == "flip_average" for layer in src.layers) and len(inner) == 1:
+        src = inner[0]
+    shapes = [tuple(w.shape) for w in src.weights]
+    if shapes != [tuple(w.shape) for w in model.weights]:
+        raise UserError(f"--init {path}: its network ({src.name}, {len(shapes)} weights) is not this --arch's ({model.name})")
+    model.set_weights(src.get_weights())
 
 
 def mixup(ds, alpha: float, seed: int = 0):
