@@ -458,15 +458,16 @@ def page_crops(tmp_path_factory):
         Image.fromarray(frame).save(png)
         boxes = [{"x": x, "y": y, "width": w, "height": h} for x, y, w, h in CROP_BOXES]
         cases += [{"png": png, "op": "crop", "boxes": boxes, "contract": c} for c in CROP_CONTRACTS]
-        cases += [{"png": png, "op": "detector_input"}, {"png": png, "op": "process"}]
+        cases += [{"png": png, "op": "crop_region", "boxes": boxes, "contract": c} for c in CROP_CONTRACTS]
+        cases += [{"png": png, "op": "detector_input"}, {"png": png, "op": "process"}, {"png": png, "op": "track", "n": 4}]
     out = run_frames(tmp, MODELS, cases)
     assert out["page"]["state"] == "ready", out["page"]
     assert not out["page_errors"] and not out["console_errors"], (out["page_errors"], out["console_errors"])
     results = iter(out["results"])
     per_frame = []
     for _ in frames:
-        per_frame.append({"crops": [next(results) for _ in CROP_CONTRACTS], "detector_input": next(results),
-                          "process": next(results)})
+        per_frame.append({"crops": [next(results) for _ in CROP_CONTRACTS], "region_crops": [next(results) for _ in CROP_CONTRACTS],
+                          "detector_input": next(results), "process": next(results), "track": next(results)})
     return {"frames": frames, "page": out["page"], "per_frame": per_frame}
 
 
@@ -542,6 +543,35 @@ def test_page_crop_matches_python_pixel_for_pixel(page_crops):
                 checked += diff.size
                 differ += int((diff > 0).sum())
     assert differ <= checked // 1000, f"{differ} of {checked} pixels differ by one level"
+
+
+def test_page_crop_from_the_crop_rectangle_alone_is_the_whole_frames_crop(page_crops):
+    """On a tracked frame the page reads only the crop's rectangle (crop.js cropRect) of the frame: the crop is
+    the same, to the pixel, as the one made from the whole frame, for boxes inside, across and outside the edges."""
+    for res in page_crops["per_frame"]:
+        for whole, region in zip(res["crops"], res["region_crops"]):
+            assert whole == region
+
+
+def test_page_tracks_the_face_and_detects_every_few_frames(page_crops):
+    """The live pipeline on a still frame: the detector runs on the first frame, the box is the previous
+    frame's on the next DETECT_EVERY - 1 (the crop and the expression the same), then it detects again;
+    every frame reports each stage's time, and the JavaScript's share is the total less the two models."""
+    for res in page_crops["per_frame"]:
+        first, *rest = res["track"]
+        if not res["process"]["face"]:
+            assert all(r["detected"] and not r["face"] for r in res["track"])  # lost: the detector on every frame
+            continue
+        assert [r["detected"] for r in res["track"]] == [True, False, False, True]  # DETECT_EVERY = 3
+        assert first["crop"] == res["process"]["crop"] and first["face"] == res["process"]["face"]
+        for r in rest:
+            assert r["face"] == first["face"] and r["crop"] == first["crop"]
+            np.testing.assert_allclose(r["probs"], first["probs"], atol=1e-6)
+        for r in res["track"]:
+            ms = r["ms"]
+            assert set(ms) >= {"grab", "letterbox", "detector", "decode", "crop", "classifier", "js", "total"}
+            assert abs(ms["js"] - (ms["total"] - ms["detector"] - ms["classifier"])) < 1e-6
+        assert rest[0]["ms"]["detector"] == 0 and rest[0]["ms"]["letterbox"] == 0
 
 
 def test_page_detector_input_matches_python(page_crops):

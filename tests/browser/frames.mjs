@@ -5,7 +5,7 @@
 //
 //   node tests/browser/frames.mjs --url http://127.0.0.1:PORT/ --cases cases.json --out result.json
 //
-// cases.json: {"cases": [{"png": "frame.png", "op": "process" | "crop" | "detector_input",
+// cases.json: {"cases": [{"png": "frame.png", "op": "process" | "crop" | "crop_region" | "track" | "detector_input",
 //                         "boxes": [{x, y, width, height}] (crop), "contract": {...} | null (crop)}]}
 // result.json: {"page": {state, status, detector, labels, contract, default_contract}, "results": [...one per case...],
 //               "page_errors": [...], "console_errors": [...], "ms": total}
@@ -57,7 +57,11 @@ async function main() {
       else if (c.op === 'crop') {
         r = await page.evaluate(([b, boxes, contract]) => window.emotekit.frames.crop(b, boxes, contract),
           [png64, c.boxes, c.contract || null]);
-      } else if (c.op === 'detector_input') r = await page.evaluate((b) => window.emotekit.frames.detectorInput(b), png64);
+      } else if (c.op === 'crop_region') {
+        r = await page.evaluate(([b, boxes, contract]) => window.emotekit.frames.crop(b, boxes, contract, true),
+          [png64, c.boxes, c.contract || null]);
+      } else if (c.op === 'track') r = await page.evaluate(([b, n]) => window.emotekit.frames.track(b, n), [png64, c.n || 3]);
+      else if (c.op === 'detector_input') r = await page.evaluate((b) => window.emotekit.frames.detectorInput(b), png64);
       else throw new Error(`unknown op ${c.op}`);
       out.results.push(r);
     }

@@ -1,6 +1,6 @@
 // The Emotekit keyboard page: wires the models, the camera loop, the keyboard and the panels.
 import {toInput as detectorInput} from './blazeface.js';
-import {DEFAULT_CONTRACT, contractFrom, cropBox} from './crop.js';
+import {DEFAULT_CONTRACT, contractFrom, cropBox, cropRect, cropSquare, square} from './crop.js';
 import {setupDcgan} from './emote_dcgan.js';
 import {setupMorph} from './emote_morph.js';
 import {setupStylegan} from './emote_stylegan.js';
@@ -161,6 +161,7 @@ async function startCamera() {
   state.running = true;
   state.lastTime = 0;
   state.ranker.reset();
+  state.pipeline.reset(); // a new stream: find the face again
   cameraUi(true);
   status(`${state.detectorNote}Looking for a face…`);
   scheduleStep();
@@ -304,15 +305,31 @@ window.emotekit = {
   stats: () => state.stats.summary(),
   probs: () => (state.ranker && state.ranker.smoothed ? Array.from(state.ranker.smoothed) : null),
   labels: () => state.labels,
-  /** Runs the detector + classifier `n` times back to back on the current camera frame. */
+  /**
+   * Runs the pipeline `n` times back to back on the camera's frames, tracking as the live loop does: the
+   * Stats summary, plus the median and mean of every stage (ms) and how many frames ran the detector.
+   */
   async benchmark(n = 50) {
     const video = $('video');
     const s = new Stats(n + 1);
+    const per = {};
+    let detected = 0;
+    let found = 0;
+    state.pipeline.reset();
     for (let i = 0; i < n; i++) {
       const r = await state.pipeline.process(video, video.videoWidth, video.videoHeight);
       s.add(r.ms);
+      for (const [k, v] of Object.entries(r.ms)) (per[k] = per[k] || []).push(v);
+      detected += r.detected ? 1 : 0;
+      found += r.face ? 1 : 0;
     }
-    return s.summary();
+    const median = (a) => {
+      const b = [...a].sort((x, y) => x - y);
+      return b.length % 2 ? b[(b.length - 1) / 2] : (b[b.length / 2 - 1] + b[b.length / 2]) / 2;
+    };
+    const stages = {};
+    for (const [k, v] of Object.entries(per)) stages[k] = {median: median(v), mean: v.reduce((a, x) => a + x, 0) / v.length};
+    return {...s.summary(), n, detected, found, stages, width: video.videoWidth, height: video.videoHeight};
   },
   frames: {
     /** The page's crop contract (from the manifest), and the one it falls back on without a "crop" entry. */
@@ -321,20 +338,41 @@ window.emotekit = {
     /** Runs the page's pipeline (detector, crop, model) on a PNG frame given as base64. */
     async process(png64) {
       const bmp = await decodePng(png64);
-      const r = await state.pipeline.process(bmp, bmp.width, bmp.height);
+      const r = await state.pipeline.process(bmp, bmp.width, bmp.height, {track: false});
       const out = {width: bmp.width, height: bmp.height, face: r.face, box: r.box, ms: r.ms,
         probs: r.probs && Array.from(r.probs), crop: r.crop && Array.from(r.crop)};
       bmp.close();
       return out;
     },
     /** The contract's crop of a PNG frame for a detector box {x, y, width, height} (contract: the page's unless given). */
-    async crop(png64, boxes, contract = null) {
+    async crop(png64, boxes, contract = null, region = false) {
       const c = contract ? contractFrom(contract) : state.pipeline ? state.pipeline.contract : contractFrom(null);
       const bmp = await decodePng(png64);
       const rgba = pixels(bmp);
-      const crops = boxes.map((b) => Array.from(cropBox(rgba, bmp.width, bmp.height, b, c)));
+      const crops = boxes.map((b) => {
+        if (!region) return Array.from(cropBox(rgba, bmp.width, bmp.height, b, c));
+        // Only the pixels of the crop's rectangle, as the pipeline reads them on a tracked frame.
+        const sq = square(c, b.x, b.y, b.width, b.height);
+        const r = cropRect(c, sq, bmp.width, bmp.height);
+        const sub = new Uint8ClampedArray(r.w * r.h * 4);
+        for (let y = 0; y < r.h; y++) sub.set(rgba.subarray(((r.y + y) * bmp.width + r.x) * 4, ((r.y + y) * bmp.width + r.x + r.w) * 4), y * r.w * 4);
+        return Array.from(cropSquare(sub, bmp.width, bmp.height, sq, c, null, r));
+      });
       bmp.close();
       return crops;
+    },
+    /** The live pipeline (tracking) on the same PNG frame `n` times: what each frame gives. */
+    async track(png64, n = 3) {
+      const bmp = await decodePng(png64);
+      state.pipeline.reset();
+      const out = [];
+      for (let i = 0; i < n; i++) {
+        const r = await state.pipeline.process(bmp, bmp.width, bmp.height);
+        out.push({face: r.face, detected: r.detected, ms: r.ms, probs: r.probs && Array.from(r.probs), crop: r.crop && Array.from(r.crop)});
+      }
+      state.pipeline.reset();
+      bmp.close();
+      return out;
     },
     /** The detector's 128x128x3 input for a PNG frame. */
     async detectorInput(png64) {

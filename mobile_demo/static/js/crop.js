@@ -98,9 +98,15 @@ export function axisTaps(start, length, nOut, nSrc, border) {
  * apart (RGBA: channels 3, stride 4; grey: 1, 1), resampled to outW x outH x channels (Float64Array),
  * along x then along y, as core.crop.resample.
  */
-export function resample(src, W, H, channels, stride, left, top, width, height, outW, outH, border, fill = 0) {
+export function resample(src, W, H, channels, stride, left, top, width, height, outW, outH, border, fill = 0, origin = null) {
   const X = axisTaps(left, width, outW, W, border);
   const Y = axisTaps(top, height, outH, H, border);
+  // `src` may hold only the rectangle `origin` {x, y, w, h} of the W x H frame (cropRect: every pixel the
+  // taps read): the taps are computed in frame coordinates as above (the same floats as Python's), then
+  // moved into the rectangle.
+  const ox = origin ? origin.x : 0;
+  const oy = origin ? origin.y : 0;
+  const rowW = origin ? origin.w : W;
   let rmin = H;
   let rmax = -1;
   for (const r of Y.idx) {
@@ -113,7 +119,7 @@ export function resample(src, W, H, channels, stride, left, top, width, height, 
   const rowLen = outW * channels;
   const horiz = new Float64Array((nr + 1) * rowLen); // the last row: a row of `fill` outside the frame
   for (let r = 0; r <= nr; r++) {
-    const base = (rmin + r) * W;
+    const base = (rmin + r - oy) * rowW - ox;
     for (let j = 0; j < outW; j++) {
       for (let c = 0; c < channels; c++) {
         let acc = 0;
@@ -146,10 +152,37 @@ export function toUint8(values, out = new Uint8Array(values.length)) {
   return out;
 }
 
-/** The square {x, y, side} of an RGBA frame as the contract's size x size grey Uint8Array (core.crop.crop_square). */
-export function cropSquare(rgba, width, height, sq, c, grey = null) {
-  const g = toGrey(rgba, width, height, c, grey && grey.length === width * height ? grey : undefined);
-  const v = resample(g, width, height, 1, 1, sq.x, sq.y, sq.side, sq.side, c.size, c.size, c.border, c.fill);
+/**
+ * The frame pixels that the crop of square `sq` reads: the whole-pixel rectangle {x, y, w, h} inside the
+ * W x H frame that holds every tap of both axes (w or h 0 when the square lies wholly outside the frame).
+ */
+export function cropRect(c, sq, W, H) {
+  const span = (start, n) => {
+    const t = axisTaps(start, sq.side, c.size, n, c.border).idx;
+    let lo = n;
+    let hi = -1;
+    for (const k of t) {
+      if (k >= 0) {
+        lo = Math.min(lo, k);
+        hi = Math.max(hi, k);
+      }
+    }
+    return hi >= lo ? [lo, hi - lo + 1] : [0, 0];
+  };
+  const [x, w] = span(sq.x, W);
+  const [y, h] = span(sq.y, H);
+  return {x, y, w: h ? w : 0, h: w ? h : 0};
+}
+
+/**
+ * The square {x, y, side} of an RGBA frame as the contract's size x size grey Uint8Array (core.crop.crop_square).
+ * With `origin` (a cropRect of the frame), `rgba` holds only that rectangle's pixels: only they are read
+ * and turned grey, with the same result as from the whole frame.
+ */
+export function cropSquare(rgba, width, height, sq, c, grey = null, origin = null) {
+  const n = origin ? origin.w * origin.h : width * height;
+  const g = toGrey(rgba, origin ? origin.w : width, origin ? origin.h : height, c, grey && grey.length >= n ? grey : undefined);
+  const v = resample(g, width, height, 1, 1, sq.x, sq.y, sq.side, sq.side, c.size, c.size, c.border, c.fill, origin);
   return toUint8(v);
 }
 

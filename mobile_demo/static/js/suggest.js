@@ -1,7 +1,7 @@
 // Camera frame -> face (BlazeFace) -> 48x48 grey crop -> expression model -> ranked emoji.
 // Everything runs here, in the page: no frame, crop or probability leaves the device.
 import * as blazeface from './blazeface.js';
-import {contractFrom, cropSquare, square} from './crop.js';
+import {contractFrom, cropRect, cropSquare, square} from './crop.js';
 
 // Smoothing time constant of the expression probabilities (seconds): the bar settles in ~0.5 s.
 export const SMOOTHING_SECONDS = 0.35;
@@ -68,44 +68,63 @@ export class EmojiRanker {
   }
 }
 
+// While a face is tracked, the detector runs on every DETECT_EVERY-th frame only (MediaPipe's scheme: the box
+// comes from the previous detection in between, and the detector runs again at once when it loses the face).
+export const DETECT_EVERY = 3;
+// A detection farther than this (in face widths) from the tracked face starts a new track.
+const TRACK_JUMP = 0.5;
+
 /**
  * Turns video frames into expression probabilities with the detector (optional) and the classifier.
  * The crop follows the model's contract (crop.js, from its manifest entry's "crop"), as `emojify` does.
+ * Only the pixels the stage needs are read from the frame: the whole frame on a detection frame (the
+ * detector's letterbox needs it all), else only the crop's rectangle.
  */
 export class FacePipeline {
-  constructor(detector, classifier, crop = null) {
+  constructor(detector, classifier, crop = null, {detectEvery = DETECT_EVERY} = {}) {
     this.detector = detector;
     this.classifier = classifier;
     const [, h, w] = classifier.inputShape();
     if ((w || 48) !== (h || 48)) throw new Error(`the expression model takes ${w}x${h} crops; the crop contract makes square ones`);
     this.contract = contractFrom(crop, w || 48);
-    this.frameCanvas = null;
-    this.frameCtx = null;
+    this.detectEvery = detectEvery;
+    this.canvas = null;
+    this.ctx = null;
     this.detInput = new Float32Array(blazeface.INPUT_SIZE * blazeface.INPUT_SIZE * 3);
     this.grey = null;
     this.input = new Float32Array(this.contract.size * this.contract.size);
+    this.track = null; // {face, age}: the last detected face and the frames since
   }
 
-  /** The frame's RGBA pixels, drawn 1:1 (no resampling by the canvas). */
-  grab(source, width, height) {
-    if (!this.frameCanvas || this.frameCanvas.width !== width || this.frameCanvas.height !== height) {
-      this.frameCanvas = new OffscreenCanvas(width, height);
-      this.frameCtx = this.frameCanvas.getContext('2d', {willReadFrequently: true});
-      this.grey = new Uint8Array(width * height);
+  reset() {
+    this.track = null;
+  }
+
+  /** RGBA pixels of the rectangle {x, y, w, h} of the source, drawn 1:1 (no resampling by the canvas). */
+  grab(source, rect) {
+    if (!this.canvas || this.canvas.width < rect.w || this.canvas.height < rect.h) {
+      this.canvas = new OffscreenCanvas(Math.max(rect.w, this.canvas ? this.canvas.width : 1), Math.max(rect.h, this.canvas ? this.canvas.height : 1));
+      this.ctx = this.canvas.getContext('2d', {willReadFrequently: true});
     }
-    this.frameCtx.clearRect(0, 0, width, height);
-    this.frameCtx.drawImage(source, 0, 0, width, height);
-    return this.frameCtx.getImageData(0, 0, width, height).data;
+    this.ctx.clearRect(0, 0, rect.w, rect.h);
+    this.ctx.drawImage(source, rect.x, rect.y, rect.w, rect.h, 0, 0, rect.w, rect.h);
+    return this.ctx.getImageData(0, 0, rect.w, rect.h).data;
   }
 
-  /** Faces (frame pixels, best first) in an RGBA frame. */
-  async detect(rgba, width, height) {
+  /** Faces (frame pixels, best first) in a whole RGBA frame; ms: {letterbox, detector, decode}. */
+  async detect(rgba, width, height, ms = {}) {
+    let t = performance.now();
     blazeface.toInput(rgba, width, height, this.detInput);
+    ms.letterbox = performance.now() - t;
+    t = performance.now();
     const outs = await this.detector.run(this.detInput);
+    ms.detector = performance.now() - t;
+    t = performance.now();
     const reg = outs.find((o) => o.shape[o.shape.length - 1] === 16);
     const cls = outs.find((o) => o.shape[o.shape.length - 1] === 1);
-    const faces = blazeface.decode(reg.data, cls.data);
-    return faces.map((f) => blazeface.toFrame(f, width, height));
+    const faces = blazeface.decode(reg.data, cls.data).map((f) => blazeface.toFrame(f, width, height));
+    ms.decode = performance.now() - t;
+    return faces;
   }
 
   /** The crop square {x, y, side} (frame pixels) for a face, or the centre of the frame without one. */
@@ -117,9 +136,11 @@ export class FacePipeline {
     return square(this.contract, face.x, face.y, face.width, face.height);
   }
 
-  /** The contract's grey crop (Uint8Array) of a square of an RGBA frame. */
-  crop(rgba, width, height, box) {
-    return cropSquare(rgba, width, height, box, this.contract, this.grey);
+  /** The contract's grey crop (Uint8Array) of a square of an RGBA frame (or of its rectangle `origin`). */
+  crop(rgba, width, height, box, origin = null) {
+    const n = origin ? origin.w * origin.h : width * height;
+    if (!this.grey || this.grey.length < n) this.grey = new Uint8Array(n);
+    return cropSquare(rgba, width, height, box, this.contract, this.grey, origin);
   }
 
   async classify(crop) {
@@ -128,22 +149,63 @@ export class FacePipeline {
     return out.data;
   }
 
-  /** One frame: {face (frame pixels) | null, box, crop, probs, ms: {detect, classify}}. */
-  async process(source, width, height) {
+  /** The detected face that continues the track (the nearest to it), else the best one. */
+  pick(faces) {
+    if (!faces.length || !this.track) return faces[0] || null;
+    const t = this.track.face;
+    const d = (f) => Math.hypot(f.x + f.width / 2 - t.x - t.width / 2, f.y + f.height / 2 - t.y - t.height / 2);
+    const near = faces.reduce((a, f) => (d(f) < d(a) ? f : a));
+    return d(near) <= TRACK_JUMP * t.width ? near : faces[0];
+  }
+
+  /**
+   * One frame: {face (frame pixels) | null, box, crop, probs, detected, ms}. ms holds each stage
+   * (grab, letterbox, detector, decode, crop, classifier), js (all but the two models), total, and
+   * detect / classify (the detection's and the classification's share, as Stats shows them).
+   * track: false detects on this frame whatever came before (a still image).
+   */
+  async process(source, width, height, {track = true} = {}) {
     const t0 = performance.now();
-    const rgba = this.grab(source, width, height);
+    const ms = {grab: 0, letterbox: 0, detector: 0, decode: 0, crop: 0, classifier: 0};
     let face = null;
-    if (this.detector) {
-      const faces = await this.detect(rgba, width, height);
-      face = faces[0] || null;
+    let rgba = null;
+    let origin = null;
+    const detecting = this.detector && (!track || !this.track || this.track.age + 1 >= this.detectEvery);
+    if (detecting) {
+      let t = performance.now();
+      origin = {x: 0, y: 0, w: width, h: height};
+      rgba = this.grab(source, origin);
+      ms.grab += performance.now() - t;
+      const faces = await this.detect(rgba, width, height, ms);
+      face = this.pick(faces);
+      this.track = face && track ? {face, age: 0} : null;
+    } else if (this.detector) {
+      face = this.track.face;
+      this.track.age += 1;
     }
     const t1 = performance.now();
-    if (this.detector && !face) return {face: null, box: null, crop: null, probs: null, ms: {detect: t1 - t0, classify: 0}};
+    if (this.detector && !face) {
+      const total = t1 - t0;
+      return {face: null, box: null, crop: null, probs: null, detected: detecting,
+        ms: {...ms, js: total - ms.detector, total, detect: total, classify: 0}};
+    }
     const box = this.cropBox(face, width, height);
-    const crop = this.crop(rgba, width, height, box);
+    let t = performance.now();
+    if (!rgba) {
+      origin = cropRect(this.contract, box, width, height);
+      rgba = origin.w && origin.h ? this.grab(source, origin) : new Uint8ClampedArray(0);
+      ms.grab += performance.now() - t;
+      t = performance.now();
+    }
+    const crop = this.crop(rgba, width, height, box, origin);
+    ms.crop = performance.now() - t;
+    t = performance.now();
     const probs = await this.classify(crop);
+    ms.classifier = performance.now() - t;
     const t2 = performance.now();
-    return {face, box, crop, probs, ms: {detect: t1 - t0, classify: t2 - t1}};
+    const total = t2 - t0;
+    return {face, box, crop, probs, detected: detecting,
+      ms: {...ms, js: total - ms.detector - ms.classifier, total, detect: t1 - t0, classify: t2 - t1}};
   }
 }
 
