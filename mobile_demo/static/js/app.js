@@ -315,13 +315,22 @@ window.emotekit = {
     const per = {};
     let detected = 0;
     let found = 0;
+    // The live loop pauses meanwhile: one pipeline, one frame at a time (its track is the loop's).
+    const live = state.running;
+    state.running = false;
+    await new Promise((r) => setTimeout(r, 100));
     state.pipeline.reset();
-    for (let i = 0; i < n; i++) {
-      const r = await state.pipeline.process(video, video.videoWidth, video.videoHeight);
-      s.add(r.ms);
-      for (const [k, v] of Object.entries(r.ms)) (per[k] = per[k] || []).push(v);
-      detected += r.detected ? 1 : 0;
-      found += r.face ? 1 : 0;
+    try {
+      for (let i = 0; i < n; i++) {
+        const r = await state.pipeline.process(video, video.videoWidth, video.videoHeight);
+        s.add(r.ms);
+        for (const [k, v] of Object.entries(r.ms)) (per[k] = per[k] || []).push(v);
+        detected += r.detected ? 1 : 0;
+        found += r.face ? 1 : 0;
+      }
+    } finally {
+      state.running = live;
+      if (live) scheduleStep();
     }
     const median = (a) => {
       const b = [...a].sort((x, y) => x - y);

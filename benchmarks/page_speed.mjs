@@ -1,0 +1,41 @@
+// The keyboard page's per-frame cost on a fake camera (headless Chromium, LiteRT.js wasm): turns the camera
+// on, waits for a face, then runs window.emotekit.benchmark(N) (the live pipeline, tracking as the live loop
+// does, on the camera's frames back to back) and writes its JSON. Driven by benchmarks/bench_page_speed.py.
+//
+//   node benchmarks/page_speed.mjs --url 'http://127.0.0.1:PORT/?threads=0' --y4m clip.y4m --frames 200 --out result.json
+import {createRequire} from 'node:module';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const require = createRequire(path.resolve('mobile_demo/package.json'));
+const {chromium} = require('playwright-core');
+
+const args = {chromium: '/usr/bin/chromium', frames: '200'};
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
+
+const browser = await chromium.launch({
+  executablePath: args.chromium,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--disable-default-apps', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-video-capture=${path.resolve(args.y4m)}`],
+});
+const out = {page_errors: []};
+try {
+  const context = await browser.newContext({viewport: {width: 390, height: 844}});
+  await context.grantPermissions(['camera'], {origin: new URL(args.url).origin});
+  const page = await context.newPage();
+  page.on('pageerror', (e) => out.page_errors.push(String(e)));
+  await page.goto(args.url);
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, {timeout: 120000});
+  await page.click('[data-testid=camera-toggle]');
+  out.filled = await page.waitForSelector('[data-testid=suggestions] > [data-emoji]', {timeout: 30000}).then(() => true, () => false);
+  out.threads = await page.evaluate(() => window.crossOriginIsolated && new URLSearchParams(location.search).get('threads') !== '0');
+  out.live = await page.evaluate(() => window.emotekit.stats());
+  out.bench = await page.evaluate((n) => window.emotekit.benchmark(n), Number(args.frames)); // pauses the live loop
+  out.user_agent = await page.evaluate(() => navigator.userAgent);
+} finally {
+  await browser.close();
+}
+fs.writeFileSync(args.out, JSON.stringify(out));
