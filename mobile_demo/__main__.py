@@ -45,7 +45,27 @@ def serve(host, port, use_https, models_dir, verbose):
     from mobile_demo import server as srv
 
     models_dir = os.path.abspath(models_dir) if models_dir else srv.MODELS
-    httpd = srv.make_server(host, port, https=use_https, verbose=verbose, models_dir=models_dir)
+    previous = _stop_on_signals()  # before the --https key exists: from then on a SIGTERM removes it
+    httpd = None
+    try:
+        httpd = srv.make_server(host, port, https=use_https, verbose=verbose, models_dir=models_dir)
+        _announce(httpd, host, use_https, models_dir)
+        httpd.serve_forever()
+    except (KeyboardInterrupt, Stopped):
+        click.echo("stopped")
+    finally:
+        if httpd is not None:
+            httpd.server_close()
+            if httpd.temp_cert_dir:  # the key never outlives the server
+                import shutil
+
+                shutil.rmtree(httpd.temp_cert_dir, ignore_errors=True)
+        _restore_signals(previous)
+
+
+def _announce(httpd, host, use_https, models_dir):
+    from mobile_demo import server as srv
+
     scheme = "https" if use_https else "http"
     bound_port = httpd.server_address[1]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -62,16 +82,41 @@ def serve(host, port, use_https, models_dir, verbose):
         click.echo(f"  self-signed certificate {httpd.cert_path}: the browser will ask you to accept it once")
     if not os.path.exists(os.path.join(models_dir, "manifest.json")):
         click.echo(f"note: {os.path.relpath(models_dir)}/manifest.json is missing: the page will say its models are not shipped yet")
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped")
-    finally:
-        httpd.server_close()
-        if getattr(httpd, "temp_cert_dir", None):  # the key never outlives the server
-            import shutil
 
-            shutil.rmtree(httpd.temp_cert_dir, ignore_errors=True)
+
+class Stopped(Exception):
+    """SIGTERM or SIGHUP (a service manager, `kill`, a closed terminal): stop as Ctrl+C does."""
+
+
+def _stop_on_signals() -> dict:
+    """SIGTERM and SIGHUP stop the server the way Ctrl+C does, so that its `finally` runs (the --https key is
+    removed). Returns the previous handlers; nothing is changed outside the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    raised = []
+
+    def stop(signum, frame):
+        if not raised:  # once: a second signal must not cut the clean-up short
+            raised.append(signum)
+            raise Stopped(signal.Signals(signum).name)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, stop)
+    return previous
+
+
+def _restore_signals(previous: dict) -> None:
+    import signal
+
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 # Subcommands that live in their own modules (each defines a Click command of the same name).

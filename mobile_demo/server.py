@@ -8,7 +8,8 @@ What it serves (GET and HEAD, nothing else):
 - `/vendor/litertjs/{core,wasm-utils}/<path>`: LiteRT.js's dist and wasm files, from the copies
   `setup_assets` makes in `static/vendor/litertjs/`, else straight from `mobile_demo/node_modules/@litertjs/`.
 
-Every answer carries a Content-Security-Policy that lets the page talk to its own origin only
+Every answer, the error pages that `http.server` makes itself (400, 414, 431, ...) included, carries a
+Content-Security-Policy that lets the page talk to its own origin only
 (`connect-src 'self'`), so no camera frame can leave the phone even by mistake. The import map in
 `index.html` is an inline script; its sha256 is allowed by hash, computed from the file itself.
 
@@ -138,6 +139,11 @@ def resolve(url_path: str, models_dir: str = MODELS) -> str | None:
     return None
 
 
+# Seconds a client may stay silent (in the TLS handshake, in a request, between keep-alive requests)
+# before its connection is closed. Each connection has its own thread: a slow one holds only itself.
+CLIENT_TIMEOUT = 30.0
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "emotekit"
     sys_version = ""
@@ -146,6 +152,42 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         if getattr(self.server, "verbose", False):
             super().log_message(format, *args)
+
+    def setup(self):
+        """In this connection's own thread: the timeout, then (HTTPS) the TLS handshake, which the
+        serving thread's accept() no longer does (one silent client would hold every other)."""
+        self.timeout = getattr(self.server, "client_timeout", CLIENT_TIMEOUT)
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
+        super().setup()
+
+    def parse_request(self) -> bool:
+        """As http.server's, but an HTTP/0.9 request ("GET /", no version) is refused: its answer would
+        carry no headers, the security headers neither. Checked first: http.server would wait for headers
+        that such a request never sends."""
+        line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        if len(line.split()) == 2:
+            self.command, self.path, self.requestline = None, line.split()[1], line
+            self.request_version = "HTTP/1.0"
+            self.send_error(400, "HTTP/0.9 is not served")
+            return False
+        return super().parse_request()
+
+    def send_response(self, code, message=None):
+        """Every response, whoever makes it (ours, or http.server's own error pages), gets the security headers."""
+        super().send_response(code, message)
+        self._security_headers()
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own errors (bad request line 400, URI too long 414, headers too large 431, ...):
+        the same plain-text page as ours, and the connection closed (its request could not be read)."""
+        short = self.responses.get(code, ("error",))[0]
+        if self.request_version == "HTTP/0.9":  # http.server's default before it could read a version:
+            self.request_version = "HTTP/1.0"  # without this, the answer would have no status line nor headers
+        self.log_error("code %d, message %s", code, message or short)
+        self.close_connection = True
+        self._error(code, (message or short).lower(), {"Connection": "close"})
 
     def _security_headers(self):
         self.send_header("Content-Security-Policy", content_security_policy())
@@ -159,13 +201,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _error(self, code: int, message: str, extra: dict | None = None):
         body = f"{code} {message}\n".encode()
         self.send_response(code)
-        self._security_headers()
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and code >= 200 and code not in (204, 205, 304):
             self.wfile.write(body)
 
     def _serve(self, head: bool):
@@ -178,7 +219,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             return self._error(404, "not found")
         self.send_response(200)
-        self._security_headers()
         self.send_header("Content-Type", mime_type(full))
         self.send_header("Content-Length", str(len(data)))
         # Always revalidate: the service worker keeps the offline copy.
@@ -204,8 +244,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # a burst of connections (a page load opens many) waits in the kernel, not in SYN retries
 
-    def __init__(self, address, handler, verbose=False, models_dir=MODELS):
+    def __init__(self, address, handler, verbose=False, models_dir=MODELS, client_timeout=CLIENT_TIMEOUT):
         host = address[0]
         try:
             if ipaddress.ip_address(host).version == 6:
@@ -214,7 +255,20 @@ class Server(http.server.ThreadingHTTPServer):
             pass
         self.verbose = verbose
         self.models_dir = models_dir
+        self.client_timeout = client_timeout
         super().__init__(address, handler)
+
+    def handle_error(self, request, client_address):
+        """A client that fails its TLS handshake, goes silent past the timeout or hangs up is its own
+        business: no traceback on the server's terminal (one line with --verbose). Anything else is a bug."""
+        import sys
+
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError):  # ssl.SSLError, TimeoutError, ConnectionResetError, BrokenPipeError
+            if self.verbose:
+                print(f"{client_address[0]}: connection dropped ({type(err).__name__}: {err})", file=sys.stderr)
+            return
+        super().handle_error(request, client_address)
 
 
 def is_loopback(host: str) -> bool:
@@ -261,18 +315,29 @@ def lan_addresses() -> list[str]:
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8000, https: bool = False, verbose: bool = False,
-                cert_dir: str | None = None, models_dir: str = MODELS) -> Server:
-    """Binds the server (not yet serving). Raises UserError for a taken port or a bad host."""
+                cert_dir: str | None = None, models_dir: str = MODELS, client_timeout: float = CLIENT_TIMEOUT) -> Server:
+    """Binds the server (not yet serving). Raises UserError for a taken port or a bad host.
+
+    With `https`, the certificate and its key go to `cert_dir`, else to a fresh private temporary folder
+    (`server.temp_cert_dir`) that the caller removes when it stops (`python -m mobile_demo` does, on
+    Ctrl+C and SIGTERM alike). The TLS handshake runs in each connection's thread (Handler.setup)."""
     try:
-        server = Server((host, port), Handler, verbose=verbose, models_dir=models_dir)
+        server = Server((host, port), Handler, verbose=verbose, models_dir=models_dir, client_timeout=client_timeout)
     except OSError as e:
         raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    server.temp_cert_dir = None
     if https:
         folder = cert_dir or tempfile.mkdtemp(prefix="emotekit-cert-")
-        cert, key = self_signed_certificate(folder, host)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        try:
+            cert, key = self_signed_certificate(folder, host)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+        except BaseException:
+            server.server_close()
+            if not cert_dir:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         server.cert_path = cert
         server.temp_cert_dir = None if cert_dir else folder
     return server
