@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import re
 import sys
 import threading
+import warnings
 
 import click
 
 from core.errors import ConfigError, DataError
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (nan passes every comparison of a range, so
+    FloatRange(0, 1) takes it)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
 
 
 class UserError(Exception):
@@ -22,14 +35,27 @@ def user_errors():
     return (UserError, DataError, ConfigError)
 
 
-# TensorFlow's C++ start-up lines that TF_CPP_MIN_LOG_LEVEL does not reach: absl prints everything
-# logged before its InitializeLog() (the CUDA stub probe, the CPU feature notice, cuInit failing on a
-# machine without a GPU), however the level is set.
+# TensorFlow's C++ lines that TF_CPP_MIN_LOG_LEVEL does not reach: absl prints everything logged
+# before its InitializeLog() (the CUDA stub probe, the CPU feature notice, cuInit failing on a
+# machine without a GPU), however the level is set; Grappler's "remapper failed" (an optimisation
+# pass that gives up: the graph runs unoptimised, nothing is wrong) is logged as an error; and the
+# TFLite runtime announces its XNNPACK delegate on stderr whenever an interpreter is made.
 NATIVE_NOISE = re.compile(
     r"(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IW]\d{4} [\d:.]+ +\d+ [\w.]+\.cc:\d+\] "
     r"|E\d{4} [\d:.]+ +\d+ cuda_\w+\.cc:\d+\] failed call to cuInit"
+    r"|E\d{4} [\d:.]+ +\d+ meta_optimizer\.cc:\d+\] \w+ failed: "
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
     r"|To enable the following instructions: .* rebuild TensorFlow)")
+
+# Python warnings about nothing the user did or can change (Emotekit's datasets shuffle themselves).
+QUIET_WARNINGS = (r"`shuffle=True` was passed, but will be ignored",)
+
+
+def quiet_known_warnings() -> None:
+    """Drops the QUIET_WARNINGS (library warnings that are noise around a command's output)."""
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def filter_native_stderr() -> bool:
@@ -75,6 +101,7 @@ def filter_native_stderr() -> bool:
 
 def run_cli(group: click.Group, prog_name: str):
     """Runs a Click group; user errors end in one line on stderr and a non-zero status."""
+    quiet_known_warnings()
     try:
         group.main(standalone_mode=False, prog_name=prog_name)
     except click.exceptions.Exit as e:

@@ -18,6 +18,9 @@ NOISY = textwrap.dedent(r'''
     os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
     os.write(2, b"I0000 00:00:1795575726.584179   15065 cudart_stub.cc:31] Could not find cuda drivers\n")
     os.write(2, b"E0000 00:00:1795574849.075873    9434 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n")
+    os.write(2, b"E0000 00:00:1796561328.696554    7189 meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT: Mutation::Apply "
+                b"error: fanout 'StatefulPartitionedCall/LeakyReluGrad' exist for missing node 'StatefulPartitionedCall/add'.\n")
+    os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     os.write(2, b"E0000 00:00:1795574849.075873    9434 some_kernel.cc:7] a real native error\n")
     print("a Python warning", file=sys.stderr)
     raise RuntimeError("boom")
@@ -32,6 +35,7 @@ def test_native_noise_is_dropped_and_the_rest_passes():
     proc = _python(NOISY)
     assert proc.stdout.strip() == "filter True"
     assert "absl::InitializeLog" not in proc.stderr and "cudart_stub" not in proc.stderr and "cuInit" not in proc.stderr
+    assert "remapper failed" not in proc.stderr and "XNNPACK" not in proc.stderr  # Grappler giving up; TFLite's delegate
     assert "a real native error" in proc.stderr and "a Python warning" in proc.stderr
     assert "Traceback" in proc.stderr and proc.stderr.rstrip().endswith("RuntimeError: boom")
     assert proc.returncode == 1
@@ -52,6 +56,34 @@ def test_user_error_after_tensorflow_loaded_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: no images (.png, .jpg, .jpeg, .webp, .gif, .bmp) in {empty}"], proc.stderr
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
+
+
+def test_keras_shuffle_warning_is_not_printed(monkeypatch, capsys):
+    """Keras warns "`shuffle=True` was passed, but will be ignored" for every tf.data fit: noise
+    around a command's output, dropped by run_cli; other warnings still print."""
+    import warnings
+
+    import click
+
+    from core.cli import run_cli
+
+    @click.group()
+    def group():
+        pass
+
+    @group.command()
+    def go():
+        warnings.warn("`shuffle=True` was passed, but will be ignored since the data `x` was provided as a tf.data.Dataset.",
+                      UserWarning, stacklevel=1)
+        warnings.warn("a warning that matters", UserWarning, stacklevel=1)
+
+    monkeypatch.setattr(sys, "argv", ["prog", "go"])
+    with warnings.catch_warnings():  # printed as Python prints them (pytest would record them instead)
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda message, category, *a, **k: print(f"{category.__name__}: {message}", file=sys.stderr)
+        run_cli(group, "prog")
+    err = capsys.readouterr().err
+    assert "shuffle=True" not in err and "a warning that matters" in err
 
 
 def _cli_raising(exc):
