@@ -10,10 +10,10 @@ import shutil
 
 import click
 
-from core.cli import UserError
+from core.cli import FiniteFloatRange, UserError
 from core.provenance import git_commit
 from export.calibration import INPUT_RANGES, prepare_data
-from export.manifest import side_files, vae_latents, write_outputs
+from export.manifest import check_output_folder, side_files, vae_latents, write_outputs
 from export.sources import resolve_source, with_flip_average
 from export.tflite import MIN_CALIBRATION, QUANTS, TFLiteRunner, check, compare, convert, keras_outputs, latency_ms, op_names
 
@@ -38,10 +38,10 @@ def cli():
 @click.option("--verify-size", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--input-range", "range_choice", type=click.Choice(["auto", *INPUT_RANGES]), default="auto", show_default=True,
               help="Pixel range the model takes (auto: 0-255 when it has a Rescaling layer, else the run's input_range, else 0-1).")
-@click.option("--min-agreement", type=float, default=None, help="Override: classifiers' least top-1 agreement (0..1).")
-@click.option("--max-acc-drop", type=float, default=None, help="Override: classifiers' largest accuracy drop (points).")
-@click.option("--min-psnr", type=float, default=None, help="Override: images' least PSNR (dB).")
-@click.option("--min-snr", type=float, default=None, help="Override: vectors' least SNR (dB).")
+@click.option("--min-agreement", type=FiniteFloatRange(), default=None, help="Override: classifiers' least top-1 agreement (0..1).")
+@click.option("--max-acc-drop", type=FiniteFloatRange(), default=None, help="Override: classifiers' largest accuracy drop (points).")
+@click.option("--min-psnr", type=FiniteFloatRange(), default=None, help="Override: images' least PSNR (dB).")
+@click.option("--min-snr", type=FiniteFloatRange(), default=None, help="Override: vectors' least SNR (dB).")
 @click.option("--flip-average", is_flag=True,
               help="Classifiers: average the face and its mirror image inside the graph (two passes, one call).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -49,6 +49,7 @@ def tflite(source, quant, out_dir, data, calib_data, name, task, force, calib_si
            min_agreement, max_acc_drop, min_psnr, min_snr, flip_average, seed):
     """Convert SOURCE (a run directory or a .keras file) to NAME.tflite, verified against Keras."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    manifest = check_output_folder(out_dir)  # before minutes of converting
     targets, opts, base = resolve_source(source, task)
     if flip_average:
         targets = [(with_flip_average(t), part) for t, part in targets]
@@ -91,7 +92,8 @@ def tflite(source, quant, out_dir, data, calib_data, name, task, force, calib_si
     if failed:
         click.secho("!" * 72 + "\nWARNING: --force: writing .tflite files that FAILED verification against Keras:\n  "
                     + "\n  ".join(f"{n}: {f}" for n, f in failed) + "\n" + "!" * 72, fg="red", bold=True, err=True)
-    write_outputs(out_dir, results, side_files(source, opts, base) + vae_latents(source, opts, base, results))
+    manifest = check_output_folder(out_dir)  # again: still writable, and what is there now is merged
+    write_outputs(out_dir, results, side_files(source, opts, base) + vae_latents(source, opts, base, results), manifest)
 
 
 def _command_line(source, quant, out_dir, data, calib_data, name, task, force, calib_size, verify_size, range_choice, overrides, seed,

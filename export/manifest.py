@@ -15,6 +15,7 @@ from core.cli import UserError
 from core.crop import CropContract
 from core.files import atomic_path, ensure_writable_dir
 from export.tflite import Target
+from train.rundirs import check_can_write, json_kind
 
 
 def vae_latents(source: str, opts: dict, base: str, results) -> list:
@@ -79,19 +80,40 @@ def manifest_entry(target: Target, r: dict) -> dict:
     return entry
 
 
-def write_outputs(out_dir: str, results, side_files=()):
-    """All files at temporary names first; renamed into place only once every one is written."""
+def check_output_folder(out_dir: str) -> dict:
+    """Before anything is converted (minutes): that --out can be written (it, or the folder it would
+    be made in) and that a manifest.json already there is one export can merge into. Returns that
+    manifest ({"version": 1, "models": []} when there is none); creates nothing."""
+    check_can_write(out_dir)
+    return read_manifest(os.path.join(out_dir, "manifest.json"))
+
+
+def read_manifest(manifest_path: str) -> dict:
+    """An export folder's manifest.json as {"version", "models": [entry, ...]} (a bare list of entries,
+    as written by early versions, is taken too); any other shape is a one-line error."""
+    if not os.path.exists(manifest_path):
+        return {"version": 1, "models": []}
+    try:
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        raise UserError(f"cannot read the existing {manifest_path} (not JSON text); fix or remove it") from None
+    if isinstance(manifest, list):
+        manifest = {"version": 1, "models": manifest}
+    models = manifest.get("models", []) if isinstance(manifest, dict) else None
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        what = json_kind(manifest) if not isinstance(manifest, dict) else "object whose 'models' is not a list of entries"
+        raise UserError(f"the existing {manifest_path} is not an export manifest (a JSON {what}, expected "
+                        '{"version": 1, "models": [...]}); fix or remove it')
+    return manifest
+
+
+def write_outputs(out_dir: str, results, side_files=(), manifest: dict | None = None):
+    """All files at temporary names first; renamed into place only once every one is written.
+    `manifest`: the folder's manifest as check_output_folder read it (read again when None)."""
     ensure_writable_dir(out_dir)
     manifest_path = os.path.join(out_dir, "manifest.json")
-    manifest = {"version": 1, "models": []}
-    if os.path.isfile(manifest_path):
-        try:
-            with open(manifest_path) as f:
-                manifest = json.load(f)
-        except (OSError, ValueError):
-            raise UserError(f"cannot read the existing {manifest_path}; fix or remove it") from None
-        if isinstance(manifest, list):
-            manifest = {"version": 1, "models": manifest}
+    manifest = read_manifest(manifest_path) if manifest is None else manifest
     with contextlib.ExitStack() as stack:
         for target, report, blob in results:
             stem = os.path.join(out_dir, report["name"])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 from core.cli import UserError
 from core.runtime import read_labels
 from export.tflite import make_target
+from train.rundirs import read_options_file
 
 RUN_MODELS = {
     # run kind -> [(file candidates in order, part suffix, task)]
@@ -53,8 +53,7 @@ def resolve_source(source: str, task: str | None):
         opts_path = os.path.join(source, "options.json")
         if not os.path.isfile(opts_path):
             raise UserError(f"not a run directory (no options.json) and not a .keras file: {source}")
-        with open(opts_path) as f:
-            opts = json.load(f)
+        opts = read_options_file(opts_path)
         kind = opts.get("kind")
         if kind not in RUN_MODELS:
             raise UserError(f"{source}: don't know how to export a {kind!r} run (known: {', '.join(RUN_MODELS)})")

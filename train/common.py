@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import platform
 import time
@@ -11,11 +12,20 @@ import time
 import click
 import keras
 
-from core.cli import UserError
+from core.cli import FiniteFloatRange, UserError
 from core.files import write_json
 from core.provenance import git_commit
-from train.resume import TimeLimit, backup_callback
+from train.resume import TimeLimit, backup_callback, epochs_done, trim_log
 from train.rundirs import load_run_options, new_run_dir
+
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024  # past 1024 px a data set no longer fits in memory (100000 px: 30 GB an image)
+
+# What a resumed run may take from the command line; every other option is the run's own (a value
+# given that differs from the run's is refused, not silently dropped).
+RESUME_MAY_CHANGE = {"resume", "epochs", "time_limit", "jit_compile", "strategy", "tpu", "dry_run", "out", "on_error"}
+
+
+POSITIVE = FiniteFloatRange(min=0, min_open=True)
 
 
 def common_options(defaults: dict):
@@ -24,10 +34,10 @@ def common_options(defaults: dict):
     def decorator(f):
         opts = [
             click.option("--data", multiple=True, help="Folder, FER CSV, emoji:<set>[/faces|/all] or emoji:all, tfds:fer2013 or TFRecord folder. Repeatable."),
-            click.option("--image-size", type=int, default=None, help="Square input size (default: the preset's)."),
+            click.option("--image-size", type=click.IntRange(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), default=None, help="Square input size (default: the preset's)."),
             click.option("--epochs", type=click.IntRange(min=1), default=defaults.get("epochs", 10), show_default=True),
             click.option("--batch-size", type=click.IntRange(min=1), default=defaults.get("batch_size", 64), show_default=True, help="Global batch size."),
-            click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's)."),
+            click.option("--lr", type=POSITIVE, default=None, help="Learning rate (default: the preset's)."),
             click.option("--seed", type=int, default=0, show_default=True),
             click.option("--preset", default=defaults.get("preset"), show_default=True),
             click.option("--out", default="runs", show_default=True, help="Parent folder of run directories."),
@@ -35,7 +45,7 @@ def common_options(defaults: dict):
             click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only N examples (quick runs)."),
             click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True, help="Unreadable images: skip and count, or stop."),
             click.option("--dry-run", is_flag=True, help="Print the resolved options and exit."),
-            click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+            click.option("--time-limit", type=FiniteFloatRange(min=0.1), default=None,
                          help="Minutes: stop cleanly after the epoch that would pass it; --resume continues."),
             click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker", "tpu"]), default="default", show_default=True,
                          help="tf.distribute: mirrored = all local GPUs, multiworker = the machines of TF_CONFIG, tpu = a Cloud TPU."),
@@ -58,6 +68,7 @@ def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:
         run_dir = options["resume"]
         saved = load_run_options(run_dir, kind)
         ctx = click.get_current_context(silent=True)
+        refuse_changed_options(ctx, saved, run_dir)
         given = ctx is not None and ctx.get_parameter_source("epochs") is click.core.ParameterSource.COMMANDLINE
         if given and options.get("epochs") and options["epochs"] > saved.get("epochs", 0):
             saved["epochs"] = options["epochs"]
@@ -79,6 +90,25 @@ def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:
                    started=time.strftime("%Y-%m-%d %H:%M:%S"))
     write_json(os.path.join(run_dir, "options.json"), options)
     return run_dir, options, False
+
+
+def refuse_changed_options(ctx, saved: dict, run_dir: str) -> None:
+    """A resumed run trains with its own options: one given on the command line with another value
+    than the run's (--image-size 32 on a 64-px run) is a one-line error, not silently dropped."""
+    if ctx is None:
+        return
+    for param in ctx.command.params:
+        name = param.name
+        if name in RESUME_MAY_CHANGE or name not in saved or ctx.get_parameter_source(name) is not click.core.ParameterSource.COMMANDLINE:
+            continue
+        given, before = ctx.params.get(name), saved[name]
+        if isinstance(given, tuple):
+            given = list(given)
+        if given != before and not (isinstance(given, float) and isinstance(before, (int, float)) and math.isclose(given, before)):
+            flag = param.opts[0] if getattr(param, "opts", None) else name
+            shown = " ".join(map(str, given)) if isinstance(given, list) else given
+            raise UserError(f"{flag} {shown}: {run_dir} trains with {flag} {before}, its own; a resumed run keeps its options "
+                            "(drop it, or start a new run)")
 
 
 def fit_verbosity() -> int:
@@ -107,7 +137,10 @@ def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, 
     resume), TensorBoard and the oneDNN check (TensorFlow backend only), the best model by `monitor`
     as `best_name` (its best value survives a resume) and the time limit (minutes, or a TimeLimit
     that several fits of one run share)."""
+    if resumed:
+        trim_log(run_dir, epochs_done(run_dir))
     cbs = [
+        NonFiniteGuard(run_dir, phase),
         backup_callback(run_dir, phase),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=resumed),
     ]
@@ -119,6 +152,39 @@ def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, 
             initial_value_threshold=best_so_far(run_dir, monitor, mode) if resumed else None))
     cbs.append(time_limit if isinstance(time_limit, TimeLimit) else TimeLimit(time_limit, run_dir))
     return cbs
+
+
+class NonFiniteGuard(keras.callbacks.TerminateOnNaN):
+    """Keras' TerminateOnNaN for every loss a model logs (a GAN's d_loss and g_loss too, not just
+    `loss`), ending the run at once with one line: the epoch's end is never reached, so the NaN
+    weights never become the backup and the run's last good state stays for --resume."""
+
+    def __init__(self, run_dir: str = "", phase: int = 0):
+        super().__init__()
+        self.run_dir, self.phase, self.epoch = run_dir, phase, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, f"epoch {self.epoch + 1}, step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, f"epoch {epoch + 1}")
+
+    def _check(self, logs, where: str) -> None:
+        for key, value in (logs or {}).items():
+            if "loss" not in key:  # a metric may be undefined (an F1 without examples); a loss may not
+                continue
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(value):
+                self.model.stop_training = True
+                done = epochs_done(self.run_dir, self.phase) if self.run_dir else 0
+                kept = f"{self.run_dir} keeps its state after epoch {done}" if done else "nothing was kept"
+                raise UserError(f"training diverged: {key} is {value} in {where} (a smaller --lr may help); {kept}")
 
 
 class OneDNNCheck(keras.callbacks.Callback):

@@ -19,7 +19,16 @@ from core.cli import UserError
 from core.files import atomic_path, ensure_writable_dir, write_json
 from core.images import grid, make_gif, save_png, to_uint8
 from train import resume as R
-from train.common import common_options, dry_run, fit_verbosity, gan_images, start_run, training_callbacks, with_user_errors
+from train.common import (
+    FiniteFloatRange,
+    common_options,
+    dry_run,
+    fit_verbosity,
+    gan_images,
+    start_run,
+    training_callbacks,
+    with_user_errors,
+)
 from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, worker_out
 from train.jit import jit_compile_option, resolve_jit_compile
 from train.rundirs import load_run_options
@@ -33,14 +42,14 @@ SMALL_DATA = 5000  # DiffAugment on by default below this many images
 @click.option("--augment", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help=f"DiffAugment before the discriminator; auto = on for data sets under {SMALL_DATA} images.")
 @click.option("--policy", default="color,translation,cutout", show_default=True, help="DiffAugment policy.")
-@click.option("--label-smoothing", type=click.FloatRange(0, 0.49), default=0.1, show_default=True, help="One-sided: real targets 1 - x.")
-@click.option("--label-noise", type=click.FloatRange(0, 0.49), default=0.0, show_default=True, help="Probability of flipping a discriminator target.")
-@click.option("--ema-decay", type=click.FloatRange(0, 0.9999), default=0.0, show_default=True, help="Keep an EMA generator (e.g. 0.999); 0 = off.")
+@click.option("--label-smoothing", type=FiniteFloatRange(0, 0.49), default=0.1, show_default=True, help="One-sided: real targets 1 - x.")
+@click.option("--label-noise", type=FiniteFloatRange(0, 0.49), default=0.0, show_default=True, help="Probability of flipping a discriminator target.")
+@click.option("--ema-decay", type=FiniteFloatRange(0, 0.9999), default=0.0, show_default=True, help="Keep an EMA generator (e.g. 0.999); 0 = off.")
 @click.option("--width", type=click.IntRange(min=4), default=None, help="Generator width (ngf; default the preset's).")
 @click.option("--d-width", type=click.IntRange(min=4), default=None, help="Discriminator width (ndf; default the preset's).")
 @jit_compile_option()
 @click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each epoch's grid.")
-@click.option("--collapse-threshold", type=click.FloatRange(0, 1), default=0.35, show_default=True,
+@click.option("--collapse-threshold", type=FiniteFloatRange(0, 1), default=0.35, show_default=True,
               help="Warn when the samples' mean pairwise distance falls below this fraction of the data's.")
 @with_user_errors
 def dcgan(**options):
@@ -53,10 +62,10 @@ def dcgan(**options):
     preset = PRESETS[options["preset"]]
     parse_policy(options["policy"])
     options["data"] = list(options["data"] or DEFAULT_DATA)
-    size = options["image_size"] = options["image_size"] or preset.image_size
+    size = options["image_size"] = preset.image_size if options["image_size"] is None else options["image_size"]
     if size not in (32, 64, 128):
         raise UserError(f"--image-size must be 32, 64 or 128 for dcgan, got {size}")
-    options["lr"] = options["lr"] or preset.lr
+    options["lr"] = preset.lr if options["lr"] is None else options["lr"]
     options["nz"] = preset.nz
     if options["dry_run"]:
         dry_run(options, "dcgan")
@@ -111,7 +120,7 @@ def fit_dcgan(run_dir, options, resumed, strategy=None):
         R.check_can_continue(run_dir, options["epochs"])
     monitor = gan_monitor(run_dir, gan, data.images, options["n_samples"], options["collapse_threshold"])
     callbacks = [monitor] + training_callbacks(run_dir, resumed, time_limit=options.get("time_limit"))
-    gan.fit(ds, epochs=options["epochs"], callbacks=callbacks, verbose=fit_verbosity())
+    gan.fit(ds, epochs=options["epochs"], callbacks=callbacks, shuffle=False, verbose=fit_verbosity())  # the dataset shuffles
     click.echo(f"done: {run_dir} (generator {os.path.join(run_dir, 'generator.keras')}, samples {monitor.samples_dir})")
 
 

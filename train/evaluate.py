@@ -10,6 +10,7 @@ import numpy as np
 from core.cli import UserError
 from core.files import atomic_path, write_json
 from core.metrics import metrics_from_predictions
+from train.rundirs import check_can_write
 
 
 def plot_confusion(metrics: dict, path: str, title: str = ""):
@@ -56,10 +57,15 @@ def predict_probs(model_path: str, images: np.ndarray, tta: bool = False, batch_
     return np.mean([clf.predict(v, batch_size) for v in views], axis=0)
 
 
-def evaluate_model(model_path, images, labels, label_names, json_path, tta=False, title=None) -> dict:
+SKIPPED_SHOWN = 5  # unreadable files named in the output and the JSON (all are counted)
+
+
+def evaluate_model(model_path, images, labels, label_names, json_path, tta=False, title=None, skipped=()) -> dict:
+    """Metrics of the images that could be read; `skipped` (one line per unreadable file) is
+    counted and the first few named in the JSON, so figures over part of a folder say so."""
     probs = predict_probs(model_path, images, tta)
     metrics = metrics_from_predictions(labels, probs.argmax(-1), label_names)
-    metrics.update(model=model_path, tta=tta)
+    metrics.update(model=model_path, tta=tta, skipped=len(skipped), skipped_files=list(skipped[:SKIPPED_SHOWN]))
     plot_confusion(metrics, os.path.splitext(json_path)[0] + ".png", title or os.path.basename(model_path))
     write_json(json_path, metrics)
     return metrics
@@ -80,7 +86,7 @@ def model_io(clf) -> tuple[tuple[int, int, int], int]:
 @click.option("--usage", default=None, help="FER CSV rows (e.g. PublicTest).")
 @click.option("--json", "json_path", required=True, help="Where to write the metrics JSON (PNG goes beside it).")
 @click.option("--tta", is_flag=True, help="Average over flips and shifts.")
-@click.option("--limit", type=int, default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N images.")
 def evaluate(model_path, data, usage, json_path, tta, limit):
     """Evaluate a classifier: accuracy, macro-F1, per-class P/R/F1, confusion matrix."""
     from core.runtime import load_classifier
@@ -91,6 +97,9 @@ def evaluate(model_path, data, usage, json_path, tta, limit):
     out_dir = os.path.dirname(os.path.abspath(json_path))
     if not os.path.isdir(out_dir):
         raise UserError(f"output folder does not exist: {out_dir}")
+    check_can_write(out_dir)  # before the model runs over the whole data set
+    if os.path.isdir(json_path):
+        raise UserError(f"--json {json_path} is a folder; give a file name (e.g. {os.path.join(json_path, 'metrics.json')})")
     clf = load_classifier(model_path)  # a labels file that is not text is a DataError (one line)
     in_shape, n_out = model_io(clf)
     if in_shape[0] != in_shape[1] or in_shape[2] not in (1, 3):
@@ -100,8 +109,18 @@ def evaluate(model_path, data, usage, json_path, tta, limit):
     labels = clf.labels or list(ds.class_names)
     if n_out != len(labels):
         raise UserError(f"{model_path} has {n_out} outputs but the labels are {len(labels)} classes ({', '.join(labels)})")
-    m = evaluate_model(model_path, ds.images, ds.labels, labels, json_path, tta)
+    if not len(ds):
+        raise UserError(f"no readable images in {data}" + (f" ({len(ds.skipped)} unreadable, e.g. {ds.skipped[0]})" if ds.skipped else ""))
+    m = evaluate_model(model_path, ds.images, ds.labels, labels, json_path, tta, skipped=ds.skipped)
     click.echo(f"{model_path} on {data}: {m['count']} images")
+    if ds.skipped:
+        total = len(ds.skipped) + m["count"]
+        click.secho(f"warning: skipped {len(ds.skipped)} of {total} files, unreadable ({100 * len(ds.skipped) / total:.0f} %): "
+                    f"the figures below are over the other {m['count']}", fg="yellow", err=True)
+        for line in ds.skipped[:SKIPPED_SHOWN]:
+            click.echo(f"  skipped: {line}", err=True)
+        if len(ds.skipped) > SKIPPED_SHOWN:
+            click.echo(f"  ... and {len(ds.skipped) - SKIPPED_SHOWN} more (all counted in {json_path})", err=True)
     click.echo(f"accuracy {m['accuracy'] * 100:.2f} %   macro-F1 {m['macro_f1'] * 100:.2f} %")
     click.echo(f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
     for name, pc in m["per_class"].items():

@@ -20,7 +20,7 @@ from core.cli import UserError
 from core.files import atomic_path, write_json
 from core.images import grid, save_png
 from train import resume as R
-from train.common import common_options, dry_run, fit_verbosity, start_run, training_callbacks
+from train.common import FiniteFloatRange, common_options, dry_run, fit_verbosity, start_run, training_callbacks
 from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
 from train.vae_plots import write_plots
 
@@ -34,7 +34,7 @@ def _preset(name: str, image_size: int | None):
 
     try:
         p = get_preset(name)
-        size = image_size or p.image_size
+        size = p.image_size if image_size is None else image_size
         p.check_size(size)
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -43,13 +43,13 @@ def _preset(name: str, image_size: int | None):
 
 @click.command("vae")
 @common_options({"epochs": 15, "batch_size": 32, "preset": "quick-64"})
-@click.option("--beta", type=float, default=1.0, show_default=True, help="Weight of the KL term.")
+@click.option("--beta", type=FiniteFloatRange(min=0), default=1.0, show_default=True, help="Weight of the KL term.")
 @click.option("--epoch-size", type=click.IntRange(min=0), default=2048, show_default=True,
               help="Minimum images per epoch: small sets are repeated (0 = one pass over the data).")
 @click.option("--balance/--no-balance", default=True, show_default=True,
               help="With several --data sources, repeat the smaller ones (up to 20x) to match the largest.")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Random horizontal flips.")
-@click.option("--val-split", type=click.FloatRange(0, 0.5), default=0.0, show_default=True,
+@click.option("--val-split", type=FiniteFloatRange(0, 0.5), default=0.0, show_default=True,
               help="Hold out this fraction of every source (never trained on): held-out reconstruction MSE, PSNR and KL "
                    "per epoch in log.csv, final figures in heldout.json.")
 def vae(**options):
@@ -66,7 +66,7 @@ def vae(**options):
     options["data"] = list(options["data"] or DEFAULT_DATA)
     preset, size = _preset(options["preset"], options["image_size"])
     options["image_size"] = size
-    options["lr"] = options["lr"] or preset.lr
+    options["lr"] = preset.lr if options["lr"] is None else options["lr"]
     if options["dry_run"]:  # resumed: the run's own options, as it would continue
         dry_run(options)
         return

@@ -12,6 +12,7 @@ import numpy as np
 from core.cli import UserError
 from core.files import atomic_path
 from core.images import bounce_gif, grid, save_png
+from train.rundirs import read_options_file
 
 
 def load_run_models(run_dir: str):
@@ -145,6 +146,22 @@ def _round_z(z) -> list:
     return [round(float(v), 4) for v in z]
 
 
+def portable_path(path: str) -> str:
+    """A path as a shipped file may name it: relative to the working directory when it lies inside
+    it, else (an absolute path of this machine elsewhere) the last two parts (`runs/00008-vae-...`);
+    data specs (emoji:..., tfds:...) unchanged."""
+    if ":" in path.split(os.sep)[0] and not os.path.isabs(path):
+        return path
+    absolute = os.path.abspath(path)
+    rel = os.path.relpath(absolute, os.getcwd())
+    if not rel.startswith(os.pardir + os.sep) and rel != os.pardir:
+        return rel.replace(os.sep, "/")
+    if not os.path.isabs(path):  # ../shared/data/faces: relative already, and names no machine
+        return os.path.normpath(path).replace(os.sep, "/")
+    parts = os.path.normpath(absolute).split(os.sep)
+    return "/".join(parts[-2:])
+
+
 def _character_specs(run_dir: str, characters: tuple) -> tuple:
     """--characters, else the run's own non-emoji --data sources (its character faces)."""
     if characters:
@@ -152,8 +169,7 @@ def _character_specs(run_dir: str, characters: tuple) -> tuple:
     opts_path = os.path.join(run_dir, "options.json")
     specs = ()
     if os.path.isfile(opts_path):
-        with open(opts_path) as f:
-            specs = tuple(s for s in json.load(f).get("data") or () if not s.startswith("emoji:"))
+        specs = tuple(s for s in read_options_file(opts_path).get("data") or () if isinstance(s, str) and not s.startswith("emoji:"))
     if not specs:
         raise UserError(f"--characters is required: {run_dir} names no character images among its --data (give an image folder)")
     return specs
@@ -246,8 +262,8 @@ def vae_latents(run_dir, characters, count, pool, expr_spec, expression_count, o
     for e, c in zip(expressions, e_chars or ()):
         e["char"] = c
     doc = {
-        "version": 1, "z_dim": int(c_z.shape[1]), "image_size": size, "run": os.path.abspath(run_dir),
-        "characters_from": list(specs), "expressions_from": expr_spec,
+        "version": 1, "z_dim": int(c_z.shape[1]), "image_size": size, "run": portable_path(run_dir),
+        "characters_from": [portable_path(s) for s in specs], "expressions_from": expr_spec,
         "note": "z_mean of each image from the run's encoder; the morph decodes (1 - t) * character.z + t * expression.z",
         "characters": [{"name": n, "z": _round_z(z)} for n, z in zip(c_names, c_z)],
         "expressions": expressions,

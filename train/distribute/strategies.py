@@ -6,7 +6,6 @@ Call it before anything else touches TensorFlow: a multi-worker strategy must be
 
 from __future__ import annotations
 
-import json
 import os
 
 from core.cli import UserError
@@ -115,8 +114,9 @@ def setup(options: dict):
     mode = options.get("mixed_precision") or "off"
     saved = os.path.join(options.get("resume") or "", "options.json")
     if options.get("resume") and os.path.isfile(saved):  # a resumed run keeps its precision (and checkpoint layout)
-        with open(saved) as f:
-            mode = json.load(f).get("mixed_precision") or "off"
+        from train.rundirs import read_options_file
+
+        mode = read_options_file(saved).get("mixed_precision") or "off"
     set_mixed_precision(mode)
     if not is_default(strategy) or mode != "off":
         import click
