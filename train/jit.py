@@ -11,6 +11,9 @@ The choice is recorded in the run's options.json (`jit_compile_resolved`, and th
 images/s in `jit_compile_timings` with the CPU in `jit_compile_cpu`). A resumed run keeps its
 recorded choice unless the command line gives `--jit-compile on|off` (or `auto` again, to time
 anew, e.g. on another machine). Under a distribution strategy `auto` means off (as Keras does).
+
+A model whose XLA compile takes minutes on a CPU (StyleGAN's) passes the run's step count: a run
+shorter than SHORT_RUN_STEPS could never win back the trial, so `auto` means off there untimed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from train.rundirs import update_run_options
 MODES = ("auto", "on", "off")
 WARMUP_STEPS = 2  # the first traces / compiles the step
 TIMED_STEPS = 3
+SHORT_RUN_STEPS = 500  # train steps below which timing XLA (minutes of compiling) costs more than it can save
 
 
 def jit_compile_option():
@@ -96,10 +100,13 @@ def time_modes(build, batch_shape, warmup: int = WARMUP_STEPS, steps: int = TIME
     return ips, errors
 
 
-def resolve_jit_compile(options: dict, run_dir: str, resumed: bool, strategy, build, batch_shape, legacy: str = "auto") -> bool:
+def resolve_jit_compile(options: dict, run_dir: str, resumed: bool, strategy, build, batch_shape, legacy: str = "auto",
+                        run_steps: int | None = None) -> bool:
     """Whether the run's train step uses XLA, from --jit-compile (see the module's docstring).
     `build(jit_compile)` makes a fresh compiled model like the run's; it is only called for `auto`
-    timing. Records the outcome in options (and RUN/options.json) and prints one line about it."""
+    timing, and not when `run_steps` (the run's train steps, given by a model whose XLA compile is
+    slow) is under SHORT_RUN_STEPS. Records the outcome in options (and RUN/options.json) and prints
+    one line about it."""
     from train.distribute import is_default
 
     mode = normalize(options.get("jit_compile"), legacy)
@@ -118,6 +125,11 @@ def resolve_jit_compile(options: dict, run_dir: str, resumed: bool, strategy, bu
         other = f"; this CPU is {cpu_kind()}: --jit-compile auto times it again here" if timed_on and timed_on != cpu_kind() else ""
         click.echo(f"jit-compile auto: XLA {resolved}, the run's recorded choice ({_describe(options.get('jit_compile_timings') or {})}"
                    f"{' on ' + timed_on if timed_on else ''}{other})")
+    elif run_steps is not None and run_steps < SHORT_RUN_STEPS:
+        resolved = "off"
+        record["jit_compile_short_run"] = int(run_steps)
+        click.echo(f"jit-compile auto: XLA off, untimed (a short run: {run_steps} step{'s' if run_steps != 1 else ''}, fewer than the {SHORT_RUN_STEPS} "
+                   "that timing XLA's compile could pay back; --jit-compile on to force it)")
     else:
         from core.cpu import cpu_kind
 

@@ -26,6 +26,7 @@ from core.files import atomic_path, ensure_writable_dir
 from core.images import grid, make_gif, save_png, to_uint8
 from train import resume as R
 from train.common import (
+    FiniteFloatRange,
     common_options,
     dry_run,
     fit_verbosity,
@@ -47,12 +48,13 @@ SIZE_CONFIGS = {16: "tiny", 32: "small32", 64: "small64", 128: "small128"}
 @click.option("--augment", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help=f"DiffAugment before the discriminator; auto = on below {SMALL_DATA} images.")
 @click.option("--policy", default="color,translation,cutout", show_default=True, help="DiffAugment policy.")
-@click.option("--r1-gamma", type=click.FloatRange(0), default=0.5, show_default=True, help="R1 weight (0 = off).")
+@click.option("--r1-gamma", type=FiniteFloatRange(0), default=0.5, show_default=True, help="R1 weight (0 = off).")
 @click.option("--r1-interval", type=click.IntRange(1), default=16, show_default=True, help="Lazy R1: every N steps.")
-@click.option("--style-mixing", type=click.FloatRange(0, 1), default=0.9, show_default=True, help="Style-mixing probability.")
-@click.option("--ema-kimg", type=click.FloatRange(0), default=2.0, show_default=True, help="EMA half-life in kimg (0 = off).")
-@click.option("--kimg-per-epoch", type=click.FloatRange(0.01), default=1.0, show_default=True,
-              help="Thousands of images per epoch (samples and checkpoints every epoch).")
+@click.option("--style-mixing", type=FiniteFloatRange(0, 1), default=0.9, show_default=True, help="Style-mixing probability.")
+@click.option("--ema-kimg", type=FiniteFloatRange(0), default=2.0, show_default=True, help="EMA half-life in kimg (0 = off).")
+@click.option("--kimg-per-epoch", type=FiniteFloatRange(0.01), default=None,
+              help="Thousands of images per epoch (samples and checkpoints every epoch). Default 1, or with --limit N "
+                   "one pass over the N images (a quick run is quick).")
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Random horizontal flips of the training images.")
 @click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each grid.")
 @jit_compile_option()
@@ -73,7 +75,9 @@ def stylegan(**options):
         raise UserError(f"unknown --preset {preset!r} for stylegan; choose one of {', '.join(CONFIGS)}")
     if CONFIGS[preset].resolution != size:
         raise UserError(f"--preset {preset} is {CONFIGS[preset].resolution}x{CONFIGS[preset].resolution}, not --image-size {size}")
-    options["lr"] = options["lr"] or 0.002
+    options["lr"] = 0.002 if options["lr"] is None else options["lr"]
+    if options["kimg_per_epoch"] is None:  # --limit 16 --epochs 1: one pass over the 16, not 1000 images (62 steps)
+        options["kimg_per_epoch"] = min(1.0, max(options["limit"], 10) / 1000) if options["limit"] else 1.0
     options["config"] = CONFIGS[preset].to_dict()
     options["data"] = list(options["data"])
     if options["dry_run"]:
@@ -109,7 +113,7 @@ def fit_stylegan(run_dir, options, resumed):
     n = len(data)
     R.check_same_data(run_dir, n, resumed)
     steps = max(1, int(round(options["kimg_per_epoch"] * 1000 / bs)))
-    click.echo(f"train: {n} images at {size}x{size}, batch {bs}, {steps} steps per epoch; DiffAugment "
+    click.echo(f"train: {n} images at {size}x{size}, batch {bs}, {steps} step{'s' if steps != 1 else ''} per epoch; DiffAugment "
                f"{'on (' + options['policy'] + ')' if augment else 'off'}; skipped {len(data.skipped)} unreadable")
     ds = make_dataset(data.images, None, bs, training=True, seed=options["seed"], drop_remainder=True, repeat=True)
     flip = options["flip"]
@@ -129,7 +133,7 @@ def fit_stylegan(run_dir, options, resumed):
         return gan
 
     # Runs saved before --jit-compile left it to Keras (XLA off on a CPU): those time it now.
-    jit = resolve_jit_compile(options, run_dir, resumed, None, make_gan, (bs, size, size, 3))
+    jit = resolve_jit_compile(options, run_dir, resumed, None, make_gan, (bs, size, size, 3), run_steps=options["epochs"] * steps)
     keras.utils.set_random_seed(options["seed"])  # the same initial weights whichever mode, timed or not
     gan = make_gan(jit)
     if resumed:  # the step and image counters (R1 schedule, EMA ramp-up) are the GAN's variables: in backup/
@@ -137,7 +141,8 @@ def fit_stylegan(run_dir, options, resumed):
         R.check_can_continue(run_dir, options["epochs"])
     monitor = stylegan_monitor(run_dir, gan, options["n_samples"], bs)
     gan.fit(ds, epochs=options["epochs"], steps_per_epoch=steps,
-            callbacks=[monitor] + training_callbacks(run_dir, resumed, time_limit=options.get("time_limit")), verbose=fit_verbosity())
+            callbacks=[monitor] + training_callbacks(run_dir, resumed, time_limit=options.get("time_limit")), shuffle=False,
+            verbose=fit_verbosity())  # the dataset shuffles
     click.echo(f"done: {run_dir} (mapping.keras, synthesis.keras; samples in {monitor.samples_dir}); "
                f"next: python -m train stylegan-directions {run_dir}")
 
@@ -234,8 +239,8 @@ def ws_for_ids(mapping, ids, psi=1.0) -> np.ndarray:
 @click.command("stylegan-directions")
 @click.argument("run", type=click.Path())
 @click.option("--samples", "n", type=click.IntRange(100), default=3000, show_default=True, help="Generated images to auto-label.")
-@click.option("--psi", type=click.FloatRange(0, 1), default=0.8, show_default=True, help="Truncation of the labelled samples.")
-@click.option("--fraction", type=click.FloatRange(0.05, 0.5), default=0.3, show_default=True, help="Top/bottom fraction labelled 1/0.")
+@click.option("--psi", type=FiniteFloatRange(0, 1), default=0.8, show_default=True, help="Truncation of the labelled samples.")
+@click.option("--fraction", type=FiniteFloatRange(0.05, 0.5), default=0.3, show_default=True, help="Top/bottom fraction labelled 1/0.")
 @click.option("--components", type=click.IntRange(0, 64), default=8, show_default=True, help="GANSpace PCA directions (pc0..).")
 @click.option("--seed", type=int, default=1_000_000, show_default=True, help="First id of the labelled samples.")
 @with_user_errors
@@ -321,7 +326,7 @@ def _check_names(names, directions):
 @click.argument("run", type=click.Path())
 @click.option("--seed", "seed", type=click.IntRange(0, 2**32 - 1), required=True, help="Character id (the latent's seed).")
 @click.option("--attr", "attrs", multiple=True, help="NAME=AMOUNT in standard deviations, e.g. mouth_open=+2. Repeatable.")
-@click.option("--psi", type=click.FloatRange(0, 2), default=0.8, show_default=True, help="Truncation (1 = none, 0 = the mean face).")
+@click.option("--psi", type=FiniteFloatRange(0, 2), default=0.8, show_default=True, help="Truncation (1 = none, 0 = the mean face).")
 @click.option("--out", required=True, type=click.Path(), help="Output .png.")
 @click.option("--scale", type=click.IntRange(1, 16), default=4, show_default=True, help="Nearest-neighbour upscaling.")
 @click.option("--compare/--no-compare", default=False, show_default=True, help="Put the unedited image on the left.")
@@ -349,7 +354,7 @@ def stylegan_edit(run, seed, attrs, psi, out, scale, compare):
 @click.option("--attr", "names", multiple=True, help="Attribute (repeatable; default: every direction in the run).")
 @click.option("--seeds", default="0,1,2,3", show_default=True, help="Comma list of character ids: one row per id and attribute.")
 @click.option("--steps", default="-3,-2,-1,0,1,2,3", show_default=True, help="Slider values (standard deviations).")
-@click.option("--psi", type=click.FloatRange(0, 2), default=0.8, show_default=True)
+@click.option("--psi", type=FiniteFloatRange(0, 2), default=0.8, show_default=True)
 @click.option("--out", required=True, type=click.Path(), help="Output .png.")
 @click.option("--scale", type=click.IntRange(1, 16), default=2, show_default=True)
 def stylegan_sheet(run, names, seeds, steps, psi, out, scale):
