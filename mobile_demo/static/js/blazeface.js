@@ -196,6 +196,36 @@ export function decode(regressors, logits, minScore = MIN_SCORE) {
   return faces;
 }
 
+/**
+ * The second pass's tiles [{x, y, w, h}] of a W x H frame, as mobile_demo/face_detector.py's tiles_of: squares
+ * of side 2/3 of the short side, overlapping by half a tile; none for small frames.
+ */
+export function tiles(width, height) {
+  const side = Math.floor((Math.min(width, height) * 2) / 3 + 0.5);
+  if (side < INPUT_SIZE || Math.max(width, height) / side < 1.25) return [];
+  const ny = Math.max(1, Math.ceil((height - side) / (side / 2)) + 1);
+  const nx = Math.max(1, Math.ceil((width - side) / (side / 2)) + 1);
+  const out = [];
+  for (let j = 0; j < ny; j++) {
+    const y = ny === 1 ? 0 : Math.floor((j * (height - side)) / (ny - 1) + 0.5);
+    for (let i = 0; i < nx; i++) {
+      const x = nx === 1 ? 0 : Math.floor((i * (width - side)) / (nx - 1) + 0.5);
+      out.push({x, y, w: side, h: side});
+    }
+  }
+  return out;
+}
+
+/** Faces found in overlapping tiles, as face_detector.merge_faces: best first, one dropped where it overlaps a better one. */
+export function mergeFaces(faces) {
+  const box = (f) => ({xMin: f.x, yMin: f.y, width: f.width, height: f.height});
+  const kept = [];
+  for (const f of [...faces].sort((a, b) => b.score - a.score)) {
+    if (kept.every((k) => iou(box(k), box(f)) <= NMS_IOU)) kept.push(f);
+  }
+  return kept;
+}
+
 /** Maps a face from letterboxed-input coordinates to pixels of the original W x H frame. */
 export function toFrame(face, width, height) {
   const lb = letterbox(width, height);

@@ -94,10 +94,12 @@ export class FacePipeline {
     this.grey = null;
     this.input = new Float32Array(this.contract.size * this.contract.size);
     this.track = null; // {face, age}: the last detected face and the frames since
+    this.scan = 0; // without a track: which view (the whole frame, then each tile) the next frame searches
   }
 
   reset() {
     this.track = null;
+    this.scan = 0;
   }
 
   /** RGBA pixels of the rectangle {x, y, w, h} of the source, drawn 1:1 (no resampling by the canvas). */
@@ -111,20 +113,68 @@ export class FacePipeline {
     return this.ctx.getImageData(0, 0, rect.w, rect.h).data;
   }
 
-  /** Faces (frame pixels, best first) in a whole RGBA frame; ms: {letterbox, detector, decode}. */
-  async detect(rgba, width, height, ms = {}) {
+  /**
+   * Faces (frame pixels, best first) from one detector pass over the rectangle `view` {x, y, w, h} of a whole
+   * RGBA frame (the whole frame without one); ms gains the pass's letterbox, detector and decode times.
+   */
+  async detect(rgba, width, height, ms = {}, view = null) {
     let t = performance.now();
-    blazeface.toInput(rgba, width, height, this.detInput);
-    ms.letterbox = performance.now() - t;
+    if (view) {
+      const sub = new Uint8ClampedArray(view.w * view.h * 4);
+      for (let y = 0; y < view.h; y++) {
+        const from = ((view.y + y) * width + view.x) * 4;
+        sub.set(rgba.subarray(from, from + view.w * 4), y * view.w * 4);
+      }
+      blazeface.toInput(sub, view.w, view.h, this.detInput);
+    } else blazeface.toInput(rgba, width, height, this.detInput);
+    ms.letterbox = (ms.letterbox || 0) + performance.now() - t;
     t = performance.now();
     const outs = await this.detector.run(this.detInput);
-    ms.detector = performance.now() - t;
+    ms.detector = (ms.detector || 0) + performance.now() - t;
     t = performance.now();
     const reg = outs.find((o) => o.shape[o.shape.length - 1] === 16);
     const cls = outs.find((o) => o.shape[o.shape.length - 1] === 1);
-    const faces = blazeface.decode(reg.data, cls.data).map((f) => blazeface.toFrame(f, width, height));
-    ms.decode = performance.now() - t;
+    const vw = view ? view.w : width;
+    const vh = view ? view.h : height;
+    const faces = blazeface.decode(reg.data, cls.data).map((f) => {
+      const g = blazeface.toFrame(f, vw, vh);
+      if (!view) return g;
+      return {...g, x: g.x + view.x, y: g.y + view.y, keypoints: g.keypoints.map(([x, y]) => [x + view.x, y + view.y])};
+    });
+    ms.decode = (ms.decode || 0) + performance.now() - t;
     return faces;
+  }
+
+  /**
+   * A still image's faces, as face_detector.BlazeFaceDetector.detect: the whole frame, and where that finds
+   * none, every tile (small faces), merged.
+   */
+  async detectAll(rgba, width, height, ms = {}) {
+    const faces = await this.detect(rgba, width, height, ms);
+    if (faces.length) return faces;
+    for (const view of blazeface.tiles(width, height)) faces.push(...(await this.detect(rgba, width, height, ms, view)));
+    return blazeface.mergeFaces(faces);
+  }
+
+  /**
+   * A live frame's faces, one or two detector passes: with a track, the whole frame, then the tile nearest the
+   * tracked face if the whole frame lost it (a small face); without one, the whole frame and the tiles in turn,
+   * one a frame (a small face is found within 1 + tiles frames, and a frame never runs more than two passes).
+   */
+  async detectLive(rgba, width, height, ms) {
+    const tiles = blazeface.tiles(width, height);
+    if (!this.track) {
+      const k = this.scan++ % (tiles.length + 1);
+      return k === 0 ? this.detect(rgba, width, height, ms) : this.detect(rgba, width, height, ms, tiles[k - 1]);
+    }
+    const faces = await this.detect(rgba, width, height, ms);
+    if (!tiles.length || this.near(faces)) return faces;
+    const t = this.track.face;
+    const cx = t.x + t.width / 2;
+    const cy = t.y + t.height / 2;
+    const d = (v) => Math.hypot(v.x + v.w / 2 - cx, v.y + v.h / 2 - cy);
+    const view = tiles.reduce((a, v) => (d(v) < d(a) ? v : a));
+    return this.detect(rgba, width, height, ms, view);
   }
 
   /** The crop square {x, y, side} (frame pixels) for a face, or the centre of the frame without one. */
@@ -149,13 +199,18 @@ export class FacePipeline {
     return out.data;
   }
 
-  /** The detected face that continues the track (the nearest to it), else the best one. */
-  pick(faces) {
-    if (!faces.length || !this.track) return faces[0] || null;
+  /** The detected face nearest the tracked one if it continues the track (within TRACK_JUMP face widths), else null. */
+  near(faces) {
+    if (!faces.length || !this.track) return null;
     const t = this.track.face;
     const d = (f) => Math.hypot(f.x + f.width / 2 - t.x - t.width / 2, f.y + f.height / 2 - t.y - t.height / 2);
-    const near = faces.reduce((a, f) => (d(f) < d(a) ? f : a));
-    return d(near) <= TRACK_JUMP * t.width ? near : faces[0];
+    const best = faces.reduce((a, f) => (d(f) < d(a) ? f : a));
+    return d(best) <= TRACK_JUMP * t.width ? best : null;
+  }
+
+  /** The detected face that continues the track, else the best one. */
+  pick(faces) {
+    return this.near(faces) || faces[0] || null;
   }
 
   /**
@@ -176,7 +231,7 @@ export class FacePipeline {
       origin = {x: 0, y: 0, w: width, h: height};
       rgba = this.grab(source, origin);
       ms.grab += performance.now() - t;
-      const faces = await this.detect(rgba, width, height, ms);
+      const faces = track ? await this.detectLive(rgba, width, height, ms) : await this.detectAll(rgba, width, height, ms);
       face = this.pick(faces);
       this.track = face && track ? {face, age: 0} : null;
     } else if (this.detector) {
