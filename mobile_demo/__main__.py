@@ -71,6 +71,8 @@ def _announce(httpd, host, use_https, models_dir):
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     if ":" in shown:
         shown = f"[{shown}]"
+    if not os.path.exists(os.path.join(models_dir, "manifest.json")):
+        click.echo(f"note: {os.path.relpath(models_dir)}/manifest.json is missing: the page will say its models are not shipped yet")
     click.echo(f"Emotekit keyboard on {scheme}://{shown}:{bound_port}/  (Ctrl+C to stop)")
     if not srv.is_loopback(host):
         click.echo(f"warning: listening on {host}, reachable from the network", err=True)
@@ -80,8 +82,6 @@ def _announce(httpd, host, use_https, models_dir):
             click.echo("  phones give the camera to https pages only: add --https", err=True)
     if use_https:
         click.echo(f"  self-signed certificate {httpd.cert_path}: the browser will ask you to accept it once")
-    if not os.path.exists(os.path.join(models_dir, "manifest.json")):
-        click.echo(f"note: {os.path.relpath(models_dir)}/manifest.json is missing: the page will say its models are not shipped yet")
 
 
 class Stopped(Exception):

@@ -16,6 +16,9 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# FFmpeg (inside OpenCV) prints its own complaints ("moov atom not found") on stderr, around the one line
+# that says what went wrong; quiet unless asked. Read when OpenCV opens its first file.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 import click  # noqa: E402
 import numpy as np  # noqa: E402
@@ -26,6 +29,9 @@ from core.files import atomic_path  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = os.path.join(HERE, "models")
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+# Pictures --out writes (Pillow reads many more: .psd, .pcd, ... it cannot write); the ones this Pillow has.
+IMAGE_OUT_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+MAX_CAMERA = 4095  # beyond this OpenCV has no camera (and past 2**31 its int overflows); -1 ("any") crashes some builds
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -42,7 +48,9 @@ def default_model(models_dir: str = MODELS) -> str:
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read {manifest}: {e}") from None
     models = doc.get("models", []) if isinstance(doc, dict) else doc
-    found = [m for m in models if isinstance(m, dict) and m.get("task") == "expression" and m.get("path")]
+    if not isinstance(models, list):
+        raise UserError(f"{manifest}: \"models\" is not a list (re-export the models, or pass --model PATH)")
+    found = [m for m in models if isinstance(m, dict) and m.get("task") == "expression" and isinstance(m.get("path"), str)]
     if not found:
         raise UserError(f"{manifest} lists no model for the task 'expression' (pass --model PATH)")
     found.sort(key=lambda m: (m.get("quant") != "int8", str(m.get("path"))))
@@ -52,14 +60,18 @@ def default_model(models_dir: str = MODELS) -> str:
 def manifest_entry(model_path: str, manifest: str | None = None) -> dict | None:
     """The entry of `manifest` (default: the manifest.json beside the model) whose path is the model, or None."""
     manifest = manifest or os.path.join(os.path.dirname(model_path), "manifest.json")
+    if not os.path.isfile(manifest):
+        return None
     try:
         with open(manifest) as f:
             doc = json.load(f)
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError) as e:  # there, but broken: its crop contract and labels would be ignored silently
+        raise UserError(f"cannot read {manifest}: {e}") from None
     models = doc.get("models", []) if isinstance(doc, dict) else doc
+    if not isinstance(models, list):
+        raise UserError(f"{manifest}: \"models\" is not a list")
     base = os.path.dirname(manifest)
-    for m in models if isinstance(models, list) else []:
+    for m in models:
         if isinstance(m, dict) and isinstance(m.get("path"), str) and \
                 os.path.normpath(os.path.join(base, m["path"])) == os.path.normpath(model_path):
             return m
@@ -226,40 +238,87 @@ def read_image(path: str) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not os.path.isfile(path):
-        raise UserError(f"image not found: {path}")
+        raise UserError(f"image not found: {path}" + (" (a folder)" if os.path.isdir(path) else ""))
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
+            if im.mode.startswith("I") or im.mode == "F":  # 16-bit (or 32-bit) grey: Pillow's convert() clips to white
+                return wide_grey_to_rgb(np.asarray(im), im.mode)
             return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise UserError(f"not a readable image: {path} ({type(e).__name__})") from None
+    except UnidentifiedImageError:
+        raise UserError(f"not a readable image: {path} (not a picture format Pillow reads)") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        reason = (str(e).splitlines() or [""])[0][:100] or type(e).__name__
+        raise UserError(f"not a readable image: {path} ({reason})") from None
+
+
+def image_out_exts() -> list[str]:
+    """The picture extensions --out can write with this Pillow."""
+    from PIL import Image
+
+    exts = Image.registered_extensions()
+    return [e for e in IMAGE_OUT_EXTS if exts.get(e) in Image.SAVE]
+
+
+def wide_grey_to_rgb(a: np.ndarray, mode: str) -> np.ndarray:
+    """A 16-bit ("I;16*", or "I" as Pillow opens some 16-bit PNGs) or float grey image as RGB uint8, scaled, not clipped."""
+    a = a.astype(np.float64)
+    if mode.startswith("I;16") or (mode == "I" and a.max(initial=0) > 255):
+        a = a / 257.0  # 0..65535 -> 0..255
+    elif mode == "F" and a.max(initial=0) <= 1.0:
+        a = a * 255.0  # float images in 0..1
+    grey = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
 
 
 def default_out(src: str, video: bool) -> str:
     stem, ext = os.path.splitext(src)
     if video and ext.lower() not in VIDEO_CODECS:
         ext = ".mp4"
-    return f"{stem}.emojified{ext or '.png'}"
+    if not video and ext.lower() not in image_out_exts():  # a .psd or .gif in, a .png out
+        ext = ".png"
+    return f"{stem}.emojified{ext}"
 
 
-def check_image_out(out: str) -> None:
-    from PIL import Image
+def check_out_folder(out: str) -> None:
+    """The folder of --out exists and takes a file: checked before any work (as root too: a real try)."""
+    import tempfile
 
-    ext = os.path.splitext(out)[1].lower()
-    if ext not in Image.registered_extensions():
-        raise UserError(f"--out {out}: unknown image format {ext or '(no extension)'} (use .png or .jpg)")
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise UserError(f"--out {out}: folder {parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tmp-", dir=parent)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write in {parent} ({e.strerror or e})") from None
+    os.close(fd)
+    os.remove(probe)
+
+
+def _check_format(out: str, what: str, supported) -> None:
+    if os.path.isdir(out):
+        raise UserError(f"--out {out} is a folder; give a file name")
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in supported:
+        kind = f"cannot write {ext} {what}" if ext else f"no extension to tell the {what[:-1]} format"
+        raise UserError(f"--out {out}: {kind} (supported: {', '.join(supported)})")
+
+
+def check_image_out(out: str) -> None:
+    _check_format(out, "pictures", image_out_exts())
+    check_out_folder(out)
 
 
 
 def write_image(rgb: np.ndarray, out: str) -> None:
     from PIL import Image
 
-    with atomic_path(out) as tmp:
-        fmt = Image.registered_extensions()[os.path.splitext(out)[1].lower()]
-        Image.fromarray(rgb).save(tmp, format=fmt)
+    try:
+        with atomic_path(out) as tmp:
+            fmt = Image.registered_extensions()[os.path.splitext(out)[1].lower()]
+            Image.fromarray(rgb).save(tmp, format=fmt)
+    except OSError as e:  # the disk filled up, the folder went away: nothing is left half-written
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
 
 
 def run_image(em: Emojifier, rgb: np.ndarray, out: str) -> str:
@@ -271,13 +330,37 @@ def run_image(em: Emojifier, rgb: np.ndarray, out: str) -> str:
     return out
 
 
+@contextlib.contextmanager
+def native_stderr_dropped():
+    """What native code writes on file descriptor 2 inside the block is dropped (OpenCV's AVI reader prints
+    "Unexpected element. Expected: LIST" there whatever its log level). Python's own stderr is flushed first."""
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def open_capture(source, what: str):
     import cv2
 
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # no "can't open camera" warnings: one line is ours
     try:
-        cap = cv2.VideoCapture(source)
+        with native_stderr_dropped():  # the container readers' complaints: our one line says what went wrong
+            cap = cv2.VideoCapture(source)
     finally:
         cv2.utils.logging.setLogLevel(level)
     if not cap.isOpened():
@@ -291,12 +374,8 @@ def open_capture(source, what: str):
 
 
 def check_video_out(out: str) -> None:
-    ext = os.path.splitext(out)[1].lower()
-    if ext not in VIDEO_CODECS:
-        raise UserError(f"--out {out}: unknown video format {ext or '(no extension)'} (use {', '.join(VIDEO_CODECS)})")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise UserError(f"--out {out}: folder {parent} does not exist")
+    _check_format(out, "videos", list(VIDEO_CODECS))
+    check_out_folder(out)
 
 
 def run_stream(em: Emojifier, cap, frame, what: str, out: str | None, max_frames: int | None, fps_default: float = 30.0,
@@ -343,7 +422,7 @@ def run_stream(em: Emojifier, cap, frame, what: str, out: str | None, max_frames
     finally:
         cap.release()
     if out:
-        click.echo(f"wrote {out} ({w}x{h}, {n} frames at {fps:.1f} fps)")
+        click.echo(f"wrote {out} ({w}x{h}, {n} frame{'s' * (n != 1)} at {fps:.1f} fps)")
     return out
 
 
@@ -367,12 +446,16 @@ def emojify(image, video, camera, out, top_k, model_path, detector, min_score, m
     given = [x is not None for x in (image, video, camera)]
     if sum(given) != 1:
         raise UserError("give exactly one of --image FILE, --video FILE, --camera N")
+    if camera is not None and camera < 0:  # OpenCV's -1 ("any camera") is a segmentation fault in some builds
+        raise UserError(f"--camera {camera}: camera numbers start at 0 (the first camera)")
+    if camera is not None and camera > MAX_CAMERA:
+        raise UserError(f"cannot open camera {camera} (camera numbers go up to {MAX_CAMERA})")
     if video is not None and not os.path.isfile(video):
-        raise UserError(f"video not found: {video}")
+        raise UserError(f"video not found: {video}" + (" (a folder)" if os.path.isdir(video) else ""))
     if image is not None and not os.path.isfile(image):
-        raise UserError(f"image not found: {image}")
-    if model_path is not None and not os.path.exists(model_path):
-        raise UserError(f"model not found: {model_path}")
+        raise UserError(f"image not found: {image}" + (" (a folder)" if os.path.isdir(image) else ""))
+    if model_path is not None and not os.path.isfile(model_path):
+        raise UserError(f"model not found: {model_path}" + (" (a folder)" if os.path.isdir(model_path) else ""))
     # Check the input and the output first: a bad one fails before the models load.
     if image is not None:
         out = out or default_out(image, video=False)
@@ -397,5 +480,8 @@ def emojify(image, video, camera, out, top_k, model_path, detector, min_score, m
 COMMANDS = [emojify]
 
 if __name__ == "__main__":
+    from core.cli import filter_native_stderr
+
+    filter_native_stderr()  # TFLite's "Created ... XNNPACK delegate" and TF's start-up lines: not around the error
     run_cli(emojify, "python -m mobile_demo.emojify")
     sys.exit(0)

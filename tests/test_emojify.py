@@ -223,7 +223,7 @@ def test_emojify_errors_are_one_line(case, models, face_picture, tmp_path, monke
         "missing video": (["--video", str(tmp_path / "nope.mp4"), *m], "video not found"),
         "no camera": (["--camera", "37", "--frames", "1", *m], "cannot open camera 37"),
         "two inputs": (["--image", src, "--camera", "0", *m], "exactly one of"),
-        "bad out format": (["--image", src, "--out", str(tmp_path / "o.xyz"), *m], "unknown image format"),
+        "bad out format": (["--image", src, "--out", str(tmp_path / "o.xyz"), *m], "cannot write .xyz pictures"),
         "out folder missing": (["--image", src, "--out", str(tmp_path / "no" / "o.png"), *m], "does not exist"),
         "missing model": (["--image", src, "--model", str(tmp_path / "none.tflite")], "model not found"),
         "not a model": (["--image", src, "--model", str(fake_video.with_suffix(".tflite"))], "not a TFLite model"),
