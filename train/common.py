@@ -137,8 +137,9 @@ def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, 
     resume), TensorBoard and the oneDNN check (TensorFlow backend only), the best model by `monitor`
     as `best_name` (its best value survives a resume) and the time limit (minutes, or a TimeLimit
     that several fits of one run share)."""
-    if resumed:
-        trim_log(run_dir, epochs_done(run_dir))
+    done = epochs_done(run_dir) if resumed else 0
+    if done:  # the log's rows after the backup's state (a fallback to the previous backup) go
+        trim_log(run_dir, done)
     cbs = [
         NonFiniteGuard(run_dir, phase),
         backup_callback(run_dir, phase),
