@@ -13,9 +13,8 @@ import click
 
 from core.cli import UserError
 from core.crop import CropContract
-from core.files import atomic_path, ensure_writable_dir
+from core.files import atomic_path, check_can_write, ensure_writable_dir, json_kind
 from export.tflite import Target
-from train.rundirs import check_can_write, json_kind
 
 
 def vae_latents(source: str, opts: dict, base: str, results) -> list:

@@ -6,9 +6,9 @@ import dataclasses
 import os
 
 from core.cli import UserError
+from core.files import read_options_file
 from core.runtime import read_labels
 from export.tflite import make_target
-from train.rundirs import read_options_file
 
 RUN_MODELS = {
     # run kind -> [(file candidates in order, part suffix, task)]

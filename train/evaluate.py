@@ -8,9 +8,8 @@ import click
 import numpy as np
 
 from core.cli import UserError
-from core.files import atomic_path, write_json
+from core.files import atomic_path, check_can_write, write_json
 from core.metrics import metrics_from_predictions
-from train.rundirs import check_can_write
 
 
 def plot_confusion(metrics: dict, path: str, title: str = ""):

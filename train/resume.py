@@ -34,8 +34,8 @@ import click
 import keras
 
 from core.cli import UserError
-from core.files import atomic_path, write_json
-from train.rundirs import read_options_file, update_run_options
+from core.files import atomic_path, read_options_file, write_json
+from train.rundirs import update_run_options
 
 WEIGHTS = "latest.weights.h5"
 METADATA = "training_metadata.json"
@@ -223,9 +223,10 @@ def check_can_continue(run_dir: str, epochs: int) -> int:
 
 def restore(model, run_dir: str, phase: int = 0) -> None:
     """Loads a phase's backup into `model` (compiled, optimizer built) as BackupAndRestore would:
-    for a run that goes on with a later phase."""
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+    for a run that goes on with a later phase. An uncompiled model (no optimizer) gets its weights only."""
+    optimizer = getattr(model, "optimizer", None)  # Keras sets the attribute only in compile()
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
     found = good_backup(backup_dir(run_dir, phase), say=True)
     if found is None:
         raise UserError(f"{run_dir} has no backup of phase {phase + 1} to continue from")

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
 from core.cli import UserError
-from core.files import ensure_writable_dir, write_json
-
-
-def check_can_write(out_dir: str) -> None:
-    """That files can be made in `out_dir`, or (not there yet) in the folder it would be made in,
-    before minutes of work go into them; creates nothing. Tried with a real file: os.access says
-    yes to root on a folder it cannot write in (a read-only mount, /sys)."""
-    import tempfile
-
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UserError(f"{out_dir} is a file, not a folder")
-    probe = os.path.abspath(out_dir)
-    while not os.path.isdir(probe):
-        parent = os.path.dirname(probe)
-        if os.path.exists(parent) and not os.path.isdir(parent):
-            raise UserError(f"cannot create output folder {out_dir}: {parent} is a file")
-        probe = parent
-    try:
-        with tempfile.TemporaryFile(dir=probe, prefix=".tmp-probe-"):
-            pass
-    except OSError as e:
-        where = "" if probe == os.path.abspath(out_dir) else f" (to make {out_dir} in)"
-        raise UserError(f"output folder is not writable: {probe}{where}: {e.strerror}") from None
+from core.files import ensure_writable_dir, read_options_file, write_json
 
 
 def new_run_dir(out: str, kind: str, desc: str) -> str:
@@ -40,28 +17,6 @@ def new_run_dir(out: str, kind: str, desc: str) -> str:
     path = os.path.join(out, f"{max(numbers, default=0) + 1:05d}-{kind}-{desc}")
     os.makedirs(path)
     return path
-
-
-def json_kind(value) -> str:
-    """The JSON name of a parsed value's type, for messages: object, array, string, number, ..."""
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
-
-
-def read_options_file(path: str) -> dict:
-    """A run's options.json as a dict; a file that is not a JSON object (truncated, hand-edited, a
-    list) is a one-line error naming it."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            opts = json.load(f)
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not a run's options file (not UTF-8 text)") from None
-    except ValueError as e:
-        raise UserError(f"{path} is damaged (not valid JSON: {e.msg} at line {e.lineno}); restore it or start a new run") from None
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
-    if not isinstance(opts, dict):
-        raise UserError(f"{path} is damaged: a JSON {json_kind(opts)}, not the object of a run's options")
-    return opts
 
 
 def load_run_options(run_dir: str, kind: str) -> dict:

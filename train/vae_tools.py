@@ -10,9 +10,8 @@ import click
 import numpy as np
 
 from core.cli import UserError
-from core.files import atomic_path
+from core.files import atomic_path, read_options_file
 from core.images import bounce_gif, grid, save_png
-from train.rundirs import read_options_file
 
 
 def load_run_models(run_dir: str):

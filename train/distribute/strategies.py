@@ -114,7 +114,7 @@ def setup(options: dict):
     mode = options.get("mixed_precision") or "off"
     saved = os.path.join(options.get("resume") or "", "options.json")
     if options.get("resume") and os.path.isfile(saved):  # a resumed run keeps its precision (and checkpoint layout)
-        from train.rundirs import read_options_file
+        from core.files import read_options_file
 
         mode = read_options_file(saved).get("mixed_precision") or "off"
     set_mixed_precision(mode)
