@@ -19,6 +19,22 @@ The steps, for a frame (RGB uint8) and a detector box (x, y, w, h in frame pixel
 4. pixels outside the frame: "replicate" (the nearest edge pixel) or "constant" (`fill`).
 5. round half up to uint8.
 
+With roll "eyes" the square turns with the face: its sides follow the line from the right eye to the left
+eye (the detector's first two key points; c = dx / r, s = dy / r with r = sqrt(dx*dx + dy*dy), no
+trigonometry, so that both languages get the same bits), the shift moves the centre along the face's own
+down (-s, c), and the crop is made in two steps:
+
+a. the axis-aligned square around the turned one (side B = side * (|c| + |s|), same centre) is resampled
+   by steps 2-4 to M x M grey pixels, M = ceil(2 * size * (|c| + |s|)), float64 (not rounded);
+b. each output pixel (row i, column j) is the mean of four bilinear samples of that grid, in the order
+   (a, b) = (.25, .25), (.75, .25), (.25, .75), (.75, .75): u = (j + a) / size - 0.5, v = (i + b) / size - 0.5,
+   qx = (B / 2 + side * (u * c - v * s)) * (M / B) - 0.5, qy = (B / 2 + side * (u * s + v * c)) * (M / B) - 0.5;
+   x0 = floor(qx), tx = qx - x0, x0 and x0 + 1 clamped to 0..M-1 (y the same), and the sample is
+   (1 - ty) * ((1 - tx) * g[y0, x0] + tx * g[y0, x1]) + ty * ((1 - tx) * g[y1, x0] + tx * g[y1, x1]);
+   the four summed left to right, times 0.25, then rounded as in step 5.
+
+Without key points (a detector that gives none) the square stays upright, by the same two steps.
+
 The model takes that crop as float32 (its manifest "input" says the range).
 """
 
@@ -33,6 +49,7 @@ from core.faces import square_around
 
 BORDERS = ("replicate", "constant")
 RESIZES = ("area",)
+ROLLS = ("keep", "eyes")  # keep: the square stays upright; eyes: it turns with the line between the eyes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +72,9 @@ class CropContract:
     grey_bits: int = 14
     resize: str = "area"
     box: str = "blazeface-short-range"
+    # Heads tilted 30 deg cost the shipped model 6-7 points with "keep" (benchmarks/bench_framing.py); a
+    # contract written before this key existed (no "roll" in its manifest) keeps the square upright.
+    roll: str = "eyes"
 
     def __post_init__(self):
         problems = []
@@ -75,6 +95,8 @@ class CropContract:
             problems.append(f"grey_bits {self.grey_bits!r}")
         if self.resize not in RESIZES:
             problems.append(f"resize {self.resize!r} (known: {', '.join(RESIZES)})")
+        if self.roll not in ROLLS:
+            problems.append(f"roll {self.roll!r} (known: {', '.join(ROLLS)})")
         if problems:
             raise ValueError("bad crop contract: " + "; ".join(problems))
 
@@ -91,7 +113,8 @@ class CropContract:
         unknown = sorted(set(d) - names - {"note"})
         if unknown:
             raise ValueError(f"bad crop contract: unknown keys {unknown}")
-        kw = {**defaults, **{k: v for k, v in d.items() if k in names}}
+        older = {"roll": "keep"} if d else {}  # a manifest's contract without "roll" was written before it existed
+        kw = {**older, **defaults, **{k: v for k, v in d.items() if k in names}}
         if "grey" in kw:
             kw["grey"] = tuple(float(v) for v in kw["grey"])
         return cls(**kw)
@@ -103,6 +126,25 @@ class CropContract:
         """(left, top, side) of the crop square for a detector box, in frame pixels (fractional)."""
         cx, cy, side = square_around(x, y, w, h, self.scale, self.shift)
         return cx - side / 2, cy - side / 2, side
+
+    def turned_square(self, x: float, y: float, w: float, h: float, keypoints=None) -> tuple[float, float, float, float, float]:
+        """(centre x, centre y, side, c, s) of the crop square turned with the eyes (roll "eyes"): c, s the
+        cosine and sine of the eye line's angle (1, 0 without key points), the shift along the face's down."""
+        c, s = 1.0, 0.0
+        if keypoints is not None:
+            dx = float(keypoints[1][0]) - float(keypoints[0][0])
+            dy = float(keypoints[1][1]) - float(keypoints[0][1])
+            r = math.sqrt(dx * dx + dy * dy)
+            if r > 0:
+                c, s = dx / r, dy / r
+        m = max(float(w), float(h))
+        d = self.shift * m
+        return float(x) + float(w) / 2 - d * s, float(y) + float(h) / 2 + d * c, m * self.scale, c, s
+
+    def turned_grid(self, side: float, c: float, s: float) -> tuple[float, int]:
+        """(B, M): the side of the upright square around the turned one, and the grid it is resampled to."""
+        spread = abs(c) + abs(s)
+        return side * spread, int(math.ceil(2 * self.size * spread))
 
 
 DEFAULT = CropContract()
@@ -198,7 +240,39 @@ def crop_square(frame: np.ndarray, left: float, top: float, side: float, contrac
     return to_uint8(out)
 
 
-def crop(frame: np.ndarray, box, contract: CropContract = DEFAULT) -> np.ndarray:
-    """The model's grey uint8 size x size input for a detector box (x, y, w, h) of an RGB(A) or grey frame."""
+SUBSAMPLES = ((0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75))
+
+
+def crop_turned(frame: np.ndarray, cx: float, cy: float, side: float, c: float, s: float,
+                contract: CropContract = DEFAULT) -> np.ndarray:
+    """The square of `side` centred on (cx, cy), its sides along (c, s) and (-s, c), as the contract's
+    size x size grey uint8 crop (steps a and b of the module's docstring)."""
+    n = contract.size
+    big, m = contract.turned_grid(side, c, s)
+    grid = resample(frame, cx - big / 2, cy - big / 2, big, big, m, m, contract.border, contract.fill,
+                    convert=lambda px: to_grey(px, contract))
+    k = m / big
+    j = np.arange(n, dtype=np.float64)[None, :]
+    i = np.arange(n, dtype=np.float64)[:, None]
+    total = np.zeros((n, n))
+    for a, b in SUBSAMPLES:
+        u = (j + a) / n - 0.5
+        v = (i + b) / n - 0.5
+        qx = (big / 2 + side * (u * c - v * s)) * k - 0.5
+        qy = (big / 2 + side * (u * s + v * c)) * k - 0.5
+        x0, y0 = np.floor(qx), np.floor(qy)
+        tx, ty = qx - x0, qy - y0
+        xa, xb = np.clip(x0, 0, m - 1).astype(np.int64), np.clip(x0 + 1, 0, m - 1).astype(np.int64)
+        ya, yb = np.clip(y0, 0, m - 1).astype(np.int64), np.clip(y0 + 1, 0, m - 1).astype(np.int64)
+        sample = (1 - ty) * ((1 - tx) * grid[ya, xa] + tx * grid[ya, xb]) + ty * ((1 - tx) * grid[yb, xa] + tx * grid[yb, xb])
+        total = total + sample
+    return to_uint8(total * 0.25)
+
+
+def crop(frame: np.ndarray, box, contract: CropContract = DEFAULT, keypoints=None) -> np.ndarray:
+    """The model's grey uint8 size x size input for a detector box (x, y, w, h) of an RGB(A) or grey frame;
+    with roll "eyes" the square turns with the eye line of `keypoints` (the detector's, right eye first)."""
     x, y, w, h = (float(v) for v in box)
+    if contract.roll == "eyes":
+        return crop_turned(frame, *contract.turned_square(x, y, w, h, keypoints), contract)
     return crop_square(frame, *contract.square(x, y, w, h), contract)

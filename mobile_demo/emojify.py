@@ -198,21 +198,23 @@ class Emojifier:
         self.sprites = EmojiSprites(self.table)
         self.top_k = top_k
 
-    def classify(self, rgb: np.ndarray):
-        """[(face, crop, probs)] for every face of an RGB uint8 frame, the detector's best first."""
+    def classify(self, rgb: np.ndarray, faces=None):
+        """[(face, crop, probs)] for every face of an RGB uint8 frame (the detector's, best first, unless given)."""
         from core.crop import crop
 
-        return [(face, c, self.model(c)) for face in self.detector.detect(rgb)
-                for c in [crop(rgb, (face.x, face.y, face.w, face.h), self.contract)]]
+        faces = self.detector.detect(rgb) if faces is None else faces
+        return [(face, c, self.model(c)) for face in faces
+                for c in [crop(rgb, (face.x, face.y, face.w, face.h), self.contract, face.keypoints)]]
 
-    def process(self, rgb: np.ndarray):
-        """Finds and classifies the faces of an RGB uint8 frame; returns (frame with emoji, [(face, probs, top-k)])."""
+    def process(self, rgb: np.ndarray, tracker=None):
+        """Finds and classifies the faces of an RGB uint8 frame; returns (frame with emoji, [(face, probs, top-k)]).
+        With a face_detector.FaceTracker (a video), the faces come from its track, as in the keyboard page."""
         from mobile_demo.face_detector import emoji_box
 
         results = []
         out = rgb.copy()
         scale, shift = self.detector.emoji_geometry
-        for face, _, probs in self.classify(rgb):
+        for face, _, probs in self.classify(rgb, tracker(rgb)[0] if tracker else None):
             top = self.table.rank(probs, self.top_k)
             results.append((face, probs, top))
             box = emoji_box(face, scale, shift)
@@ -383,10 +385,13 @@ def run_stream(em: Emojifier, cap, frame, what: str, out: str | None, max_frames
     """Video file or camera (opened, first frame read): emoji on every frame, the top-k printed every `every` frames."""
     import cv2
 
+    from mobile_demo.face_detector import FaceTracker
+
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and 1 <= fps <= 240 else fps_default
     h, w = frame.shape[:2]
     n = 0
+    tracker = FaceTracker(em.detector)
     try:
         with atomic_path(out) if out else contextlib.nullcontext() as tmp:
             writer = None
@@ -397,7 +402,7 @@ def run_stream(em: Emojifier, cap, frame, what: str, out: str | None, max_frames
             try:
                 while frame is not None:
                     rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                    result, faces = em.process(rgb)
+                    result, faces = em.process(rgb, tracker)
                     if n % every == 0:
                         for line in em.describe(faces, prefix=f"frame {n}: "):
                             click.echo(line)

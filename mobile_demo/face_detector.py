@@ -258,6 +258,73 @@ def merge_faces(faces: list[Face], iou_threshold: float = NMS_IOU) -> list[Face]
     return kept
 
 
+# While a face is tracked, the detector runs on every DETECT_EVERY-th frame only (MediaPipe's scheme: the boxes
+# come from the previous detection in between, and the detector runs again at once when it finds no face).
+# The page's FacePipeline (static/js/suggest.js) keeps the same track, frame for frame.
+DETECT_EVERY = 3
+TRACK_JUMP = 0.5  # a detection farther than this (in face widths) from the tracked face starts a new track
+
+
+class FaceTracker:
+    """A video's faces frame by frame, as the keyboard page finds them: a detector pass on every
+    DETECT_EVERY-th frame while a face is tracked; while none is, the whole frame and (BlazeFace) each of
+    its tiles in turn, one pass a frame; with a track, the whole frame, then the tile nearest the tracked
+    face where the whole frame lost it. Returns (faces, detected): the face that continues the track first."""
+
+    def __init__(self, detector, detect_every: int = DETECT_EVERY):
+        self.detector = detector
+        self.detect_every = detect_every
+        self.reset()
+
+    def reset(self) -> None:
+        self.track = None  # [faces, age]: the last detection and the frames since
+        self.scan = 0
+
+    def _near(self, faces: list[Face]) -> Face | None:
+        if not faces or not self.track:
+            return None
+        t = self.track[0][0]
+
+        def d(f):
+            return float(np.hypot(f.x + f.w / 2 - t.x - t.w / 2, f.y + f.h / 2 - t.y - t.h / 2))
+
+        best = min(faces, key=d)
+        return best if d(best) <= TRACK_JUMP * t.w else None
+
+    def _detect_live(self, rgb: np.ndarray) -> list[Face]:
+        if not hasattr(self.detector, "detect_in"):
+            return self.detector.detect(rgb)
+        h, w = rgb.shape[:2]
+        tiles = tiles_of(w, h)
+
+        def in_tile(tile):
+            x, y, tw, th = tile
+            return [dataclasses.replace(f, x=f.x + x, y=f.y + y, keypoints=f.keypoints + [x, y])
+                    for f in self.detector.detect_in(rgb[y:y + th, x:x + tw])]
+
+        if not self.track:
+            k = self.scan % (len(tiles) + 1)
+            self.scan += 1
+            return self.detector.detect_in(rgb) if k == 0 else in_tile(tiles[k - 1])
+        faces = self.detector.detect_in(rgb)
+        if not tiles or self._near(faces):
+            return faces
+        t = self.track[0][0]
+        cx, cy = t.x + t.w / 2, t.y + t.h / 2
+        view = min(tiles, key=lambda v: float(np.hypot(v[0] + v[2] / 2 - cx, v[1] + v[3] / 2 - cy)))
+        return in_tile(view)
+
+    def __call__(self, rgb: np.ndarray) -> tuple[list[Face], bool]:
+        if self.track and self.track[1] + 1 < self.detect_every:
+            self.track[1] += 1
+            return self.track[0], False
+        faces = self._detect_live(to_rgb(rgb))
+        first = self._near(faces) or (faces[0] if faces else None)
+        faces = [first] + [f for f in faces if f is not first] if first else []
+        self.track = [faces, 0] if faces else None
+        return faces, True
+
+
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade: the fallback when BlazeFace isn't installed."""
 
@@ -301,4 +368,4 @@ def crop_face(image: np.ndarray, face: Face, contract=None) -> np.ndarray:
     """The face as the crop contract's size x size grey uint8 crop (core.crop; default: its defaults)."""
     from core.crop import DEFAULT, crop
 
-    return crop(image, (face.x, face.y, face.w, face.h), contract or DEFAULT)
+    return crop(image, (face.x, face.y, face.w, face.h), contract or DEFAULT, face.keypoints)

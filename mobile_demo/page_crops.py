@@ -98,7 +98,7 @@ def page_crop(detector, face: np.ndarray, seed: int, contract, tilt_max: float, 
     for f in found:
         cx, cy = f.x + f.w / 2, f.y + f.h / 2
         if x0 <= cx <= x0 + side and y0 <= cy <= y0 + side:
-            return crop(frame, (f.x, f.y, f.w, f.h), contract)
+            return crop(frame, (f.x, f.y, f.w, f.h), contract, f.keypoints)
     return None
 
 

@@ -404,9 +404,15 @@ def test_stylegan_sliders_draw_the_python_face(report, served):
 # 48-px crop (bilinear enlargement), larger than the frame, not square.
 CROP_BOXES = [(100.3, 50.7, 200.2, 190.9), (-30.5, -20.2, 120.0, 130.0), (560.1, 380.6, 90.0, 100.0),
               (10.25, 10.75, 20.5, 20.5), (-100.0, -200.0, 900.0, 800.0), (200.0, 100.0, 60.0, 140.0)]
-# Contracts besides the manifest's: another border, fill, grey weights, fixed-point bits, scale and shift.
+# The detector's eye key points (right eye, left eye) of each box: level, turned either way, upright
+# (90 deg), upside down, and none (the square stays upright).
+CROP_EYES = [[[160.0, 120.0], [240.0, 120.0]], [[0.0, 40.0], [40.0, 55.3]], [[600.2, 440.7], [630.9, 410.1]],
+             [[20.0, 20.0], [20.0, 30.0]], [[500.0, 200.0], [100.0, 210.0]], None]
+# Contracts besides the manifest's: another border, fill, grey weights, fixed-point bits, scale and shift, the
+# square upright (an older contract, no "roll") and turned with the eyes.
 CROP_CONTRACTS = [None, {"border": "constant", "fill": 77, "scale": 1.3, "shift": 0.1,
-                         "grey": [0.2126, 0.7152, 0.0722], "grey_bits": 16}]
+                         "grey": [0.2126, 0.7152, 0.0722], "grey_bits": 16},
+                  {"roll": "eyes", "border": "constant", "fill": 200, "scale": 1.2, "shift": -0.2}]
 
 
 def synthetic_face() -> np.ndarray:
@@ -475,7 +481,8 @@ def page_crops(tmp_path_factory):
     for i, frame in enumerate(frames):
         png = str(tmp / f"frame{i}.png")
         Image.fromarray(frame).save(png)
-        boxes = [{"x": x, "y": y, "width": w, "height": h} for x, y, w, h in CROP_BOXES]
+        boxes = [{"x": x, "y": y, "width": w, "height": h, **({"keypoints": eyes} if eyes else {})}
+                 for (x, y, w, h), eyes in zip(CROP_BOXES, CROP_EYES)]
         cases += [{"png": png, "op": "crop", "boxes": boxes, "contract": c} for c in CROP_CONTRACTS]
         cases += [{"png": png, "op": "crop_region", "boxes": boxes, "contract": c} for c in CROP_CONTRACTS]
         cases += [{"png": png, "op": "detector_input"}, {"png": png, "op": "process"}, {"png": png, "op": "track", "n": 10}]
@@ -554,8 +561,8 @@ def test_page_crop_matches_python_pixel_for_pixel(page_crops):
     for frame, res in zip(page_crops["frames"], page_crops["per_frame"]):
         for spec, crops in zip(CROP_CONTRACTS, res["crops"]):
             contract = CropContract.from_dict(spec) if spec else page_contract
-            for box, page in zip(CROP_BOXES, crops):
-                py = crop(frame, box, contract)
+            for box, eyes, page in zip(CROP_BOXES, CROP_EYES, crops):
+                py = crop(frame, box, contract, eyes)
                 page = np.asarray(page, np.int64).reshape(py.shape)
                 diff = np.abs(page - py)
                 assert diff.max() <= 1, f"box {box}, contract {spec or 'manifest'}: page and Python differ by {diff.max()} levels"
@@ -596,6 +603,29 @@ def test_page_tracks_the_face_and_detects_every_few_frames(page_crops):
             assert r["face"] == first["face"] and r["crop"] == first["crop"]
             np.testing.assert_allclose(r["probs"], first["probs"], atol=1e-6)
             assert r["ms"]["detector"] == 0 and r["ms"]["letterbox"] == 0
+
+
+def test_emojify_tracks_the_face_as_the_page_does(page_crops):
+    """emojify's FaceTracker (a video) and the page's FacePipeline on the same frame ten times over: the same
+    frames run the detector (the whole frame and the tiles in turn while lost, every DETECT_EVERY-th frame
+    while tracked), the same face and the same crop on every frame."""
+    if not os.path.isfile(os.path.join(srv.STATIC, "vendor", "face_detection_short_range.tflite")):
+        pytest.skip("BlazeFace is not set up")
+    from core.crop import CropContract, crop
+    from mobile_demo import face_detector as fd
+
+    contract = CropContract.from_dict(page_crops["page"]["contract"])
+    tracker = fd.FaceTracker(fd.BlazeFaceDetector())
+    for i, (frame, res) in enumerate(zip(page_crops["frames"], page_crops["per_frame"])):
+        tracker.reset()
+        for j, page in enumerate(res["track"]):
+            faces, detected = tracker(frame)
+            assert detected == page["detected"] and bool(faces) == bool(page["face"]), (i, j)
+            if faces:
+                f, face = page["face"], faces[0]
+                np.testing.assert_allclose([f["x"], f["y"], f["width"], f["height"]], [face.x, face.y, face.w, face.h], atol=0.05)
+                py = crop(frame, (face.x, face.y, face.w, face.h), contract, face.keypoints)
+                assert np.abs(np.asarray(page["crop"], np.int64).reshape(py.shape) - py).max() <= 1, (i, j)
 
 
 def test_page_finds_a_small_face_as_python_does(page_crops):

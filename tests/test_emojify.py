@@ -278,7 +278,7 @@ def test_emojify_reads_the_crop_contract_from_the_manifest(models, tmp_path):
     from core.crop import DEFAULT, CropContract
     from mobile_demo.emojify import Emojifier, ExpressionModel
 
-    crop = {"scale": 1.4, "shift": 0.05, "border": "constant", "fill": 10}
+    crop = {"scale": 1.4, "shift": 0.05, "border": "constant", "fill": 10, "roll": "keep"}
     path = _models_dir_with_crop(models, tmp_path, crop)
     assert ExpressionModel(path).contract == CropContract(**crop)
     em = Emojifier(path, detector="blazeface" if os.path.isfile(_blazeface()) else "haar")

@@ -1,6 +1,6 @@
 // The Emotekit keyboard page: wires the models, the camera loop, the keyboard and the panels.
 import {toInput as detectorInput} from './blazeface.js';
-import {DEFAULT_CONTRACT, contractFrom, cropBox, cropRect, cropSquare, square} from './crop.js';
+import {DEFAULT_CONTRACT, contractFrom, cropBox, cropPlan, cropRect, cropSquare} from './crop.js';
 import {setupDcgan} from './emote_dcgan.js';
 import {setupMorph} from './emote_morph.js';
 import {setupStylegan} from './emote_stylegan.js';
@@ -73,7 +73,21 @@ function drawOverlay(result, width, height) {
   const sy = c.height / height;
   ctx.strokeStyle = result.face ? '#ffcc4d' : '#9aa3b5';
   ctx.lineWidth = 2;
-  ctx.strokeRect(result.box.x * sx, result.box.y * sy, result.box.side * sx, result.box.side * sy);
+  const t = result.box.turn;
+  if (!t) {
+    ctx.strokeRect(result.box.x * sx, result.box.y * sy, result.box.side * sx, result.box.side * sy);
+    return;
+  }
+  // The crop's own square, turned with the eyes.
+  ctx.beginPath();
+  [[-1, -1], [1, -1], [1, 1], [-1, 1]].forEach(([u, v], i) => {
+    const x = (t.cx + (t.side / 2) * (u * t.c - v * t.s)) * sx;
+    const y = (t.cy + (t.side / 2) * (u * t.s + v * t.c)) * sy;
+    if (i) ctx.lineTo(x, y);
+    else ctx.moveTo(x, y);
+  });
+  ctx.closePath();
+  ctx.stroke();
 }
 
 async function step() {
@@ -361,7 +375,7 @@ window.emotekit = {
       const crops = boxes.map((b) => {
         if (!region) return Array.from(cropBox(rgba, bmp.width, bmp.height, b, c));
         // Only the pixels of the crop's rectangle, as the pipeline reads them on a tracked frame.
-        const sq = square(c, b.x, b.y, b.width, b.height);
+        const sq = cropPlan(c, b.x, b.y, b.width, b.height, b.keypoints);
         const r = cropRect(c, sq, bmp.width, bmp.height);
         const sub = new Uint8ClampedArray(r.w * r.h * 4);
         for (let y = 0; y < r.h; y++) sub.set(rgba.subarray(((r.y + y) * bmp.width + r.x) * 4, ((r.y + y) * bmp.width + r.x + r.w) * 4), y * r.w * 4);

@@ -14,14 +14,18 @@ export const DEFAULT_CONTRACT = Object.freeze({
   grey_bits: 14,
   resize: 'area',
   box: 'blazeface-short-range',
+  roll: 'eyes',
 });
 
 const BORDERS = ['replicate', 'constant'];
 const RESIZES = ['area'];
+const ROLLS = ['keep', 'eyes'];
 
 /** The contract of a manifest entry's "crop" (missing keys: DEFAULT_CONTRACT's), checked against the model's input side. */
 export function contractFrom(crop, size = null) {
-  const c = {...DEFAULT_CONTRACT, ...(size && !(crop && 'size' in crop) ? {size} : {}), ...(crop || {})};
+  // No "roll" in a manifest's contract: one written before the key existed, whose square stays upright.
+  const c = {...DEFAULT_CONTRACT, roll: crop ? 'keep' : DEFAULT_CONTRACT.roll,
+    ...(size && !(crop && 'size' in crop) ? {size} : {}), ...(crop || {})};
   const bad = [];
   if (!Number.isInteger(c.size) || c.size < 1) bad.push(`size ${c.size}`);
   if (size && c.size !== size) bad.push(`size ${c.size} but the model takes ${size}x${size}`);
@@ -29,6 +33,7 @@ export function contractFrom(crop, size = null) {
   if (!(Math.abs(c.shift) <= 2)) bad.push(`shift ${c.shift}`);
   if (!BORDERS.includes(c.border)) bad.push(`border ${c.border}`);
   if (!RESIZES.includes(c.resize)) bad.push(`resize ${c.resize}`);
+  if (!ROLLS.includes(c.roll)) bad.push(`roll ${c.roll}`);
   if (!Array.isArray(c.grey) || c.grey.length !== 3) bad.push('grey weights');
   if (!Number.isInteger(c.grey_bits) || c.grey_bits < 8 || c.grey_bits > 20) bad.push(`grey_bits ${c.grey_bits}`);
   if (bad.length) throw new Error(`bad crop contract in the manifest: ${bad.join('; ')}`);
@@ -46,6 +51,73 @@ export function square(c, x, y, w, h) {
   const cx = x + w / 2;
   const cy = y + h / 2 + c.shift * side0;
   return {x: cx - side / 2, y: cy - side / 2, side};
+}
+
+/** core.crop.CropContract.turned_square: {cx, cy, side, c, s} of the square turned with the eye line. */
+export function turnedSquare(c, x, y, w, h, keypoints = null) {
+  let cos = 1;
+  let sin = 0;
+  if (keypoints) {
+    const dx = keypoints[1][0] - keypoints[0][0];
+    const dy = keypoints[1][1] - keypoints[0][1];
+    const r = Math.sqrt(dx * dx + dy * dy);
+    if (r > 0) {
+      cos = dx / r;
+      sin = dy / r;
+    }
+  }
+  const m = Math.max(w, h);
+  const d = c.shift * m;
+  return {cx: x + w / 2 - d * sin, cy: y + h / 2 + d * cos, side: m * c.scale, c: cos, s: sin};
+}
+
+/** core.crop.CropContract.turned_grid: {big, m}, the upright square around the turned one and its grid. */
+export function turnedGrid(c, side, cos, sin) {
+  const spread = Math.abs(cos) + Math.abs(sin);
+  return {big: side * spread, m: Math.ceil(2 * c.size * spread)};
+}
+
+/**
+ * What the crop of a detector box resamples: {x, y, side, n} (the upright square read, resampled to n x n)
+ * and `turn` (roll "eyes": the turned square, sampled from that n x n grid), or a plain `square` (roll "keep").
+ */
+export function cropPlan(c, x, y, w, h, keypoints = null) {
+  if (c.roll !== 'eyes') return {...square(c, x, y, w, h), n: c.size, turn: null};
+  const t = turnedSquare(c, x, y, w, h, keypoints);
+  const g = turnedGrid(c, t.side, t.c, t.s);
+  return {x: t.cx - g.big / 2, y: t.cy - g.big / 2, side: g.big, n: g.m, turn: t};
+}
+
+const SUBSAMPLES = [[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]];
+
+/** core.crop.crop_turned's step b: the n x n float grid of plan `p` -> the size x size crop (before rounding). */
+export function sampleTurned(grid, p, size) {
+  const {side, c: cos, s: sin} = p.turn;
+  const big = p.side;
+  const m = p.n;
+  const k = m / big;
+  const out = new Float64Array(size * size);
+  for (const [a, b] of SUBSAMPLES) {
+    for (let i = 0; i < size; i++) {
+      const v = (i + b) / size - 0.5;
+      for (let j = 0; j < size; j++) {
+        const u = (j + a) / size - 0.5;
+        const qx = (big / 2 + side * (u * cos - v * sin)) * k - 0.5;
+        const qy = (big / 2 + side * (u * sin + v * cos)) * k - 0.5;
+        const x0 = Math.floor(qx);
+        const y0 = Math.floor(qy);
+        const tx = qx - x0;
+        const ty = qy - y0;
+        const xa = Math.min(Math.max(x0, 0), m - 1);
+        const xb = Math.min(Math.max(x0 + 1, 0), m - 1);
+        const ya = Math.min(Math.max(y0, 0), m - 1) * m;
+        const yb = Math.min(Math.max(y0 + 1, 0), m - 1) * m;
+        out[i * size + j] += (1 - ty) * ((1 - tx) * grid[ya + xa] + tx * grid[ya + xb]) + ty * ((1 - tx) * grid[yb + xa] + tx * grid[yb + xb]);
+      }
+    }
+  }
+  for (let i = 0; i < out.length; i++) out[i] *= 0.25;
+  return out;
 }
 
 /** RGBA pixels (W x H) -> grey Uint8Array, integer fixed point as core.crop.to_grey. */
@@ -158,7 +230,7 @@ export function toUint8(values, out = new Uint8Array(values.length)) {
  */
 export function cropRect(c, sq, W, H) {
   const span = (start, n) => {
-    const t = axisTaps(start, sq.side, c.size, n, c.border).idx;
+    const t = axisTaps(start, sq.side, sq.n || c.size, n, c.border).idx;
     let lo = n;
     let hi = -1;
     for (const k of t) {
@@ -175,18 +247,20 @@ export function cropRect(c, sq, W, H) {
 }
 
 /**
- * The square {x, y, side} of an RGBA frame as the contract's size x size grey Uint8Array (core.crop.crop_square).
- * With `origin` (a cropRect of the frame), `rgba` holds only that rectangle's pixels: only they are read
- * and turned grey, with the same result as from the whole frame.
+ * The square {x, y, side} of an RGBA frame as the contract's size x size grey Uint8Array (core.crop.crop_square),
+ * or a cropPlan's (core.crop.crop_turned where it turns). With `origin` (a cropRect of the frame), `rgba`
+ * holds only that rectangle's pixels: only they are read and turned grey, with the same result as from the
+ * whole frame.
  */
 export function cropSquare(rgba, width, height, sq, c, grey = null, origin = null) {
   const n = origin ? origin.w * origin.h : width * height;
   const g = toGrey(rgba, origin ? origin.w : width, origin ? origin.h : height, c, grey && grey.length >= n ? grey : undefined);
-  const v = resample(g, width, height, 1, 1, sq.x, sq.y, sq.side, sq.side, c.size, c.size, c.border, c.fill, origin);
-  return toUint8(v);
+  const m = sq.n || c.size;
+  const v = resample(g, width, height, 1, 1, sq.x, sq.y, sq.side, sq.side, m, m, c.border, c.fill, origin);
+  return toUint8(sq.turn ? sampleTurned(v, sq, c.size) : v);
 }
 
-/** The model's input for a detector box {x, y, width, height} (core.crop.crop). */
+/** The model's input for a detector box {x, y, width, height, keypoints?} (core.crop.crop). */
 export function cropBox(rgba, width, height, box, c) {
-  return cropSquare(rgba, width, height, square(c, box.x, box.y, box.width, box.height), c);
+  return cropSquare(rgba, width, height, cropPlan(c, box.x, box.y, box.width, box.height, box.keypoints), c);
 }

@@ -1,7 +1,7 @@
 // Camera frame -> face (BlazeFace) -> 48x48 grey crop -> expression model -> ranked emoji.
 // Everything runs here, in the page: no frame, crop or probability leaves the device.
 import * as blazeface from './blazeface.js';
-import {contractFrom, cropRect, cropSquare, square} from './crop.js';
+import {contractFrom, cropPlan, cropRect, cropSquare} from './crop.js';
 
 // Smoothing time constant of the expression probabilities (seconds): the bar settles in ~0.5 s.
 export const SMOOTHING_SECONDS = 0.35;
@@ -177,13 +177,13 @@ export class FacePipeline {
     return this.detect(rgba, width, height, ms, view);
   }
 
-  /** The crop square {x, y, side} (frame pixels) for a face, or the centre of the frame without one. */
+  /** The crop's plan (crop.js cropPlan: the square read, turned with the eyes) for a face, or the centre of the frame without one. */
   cropBox(face, width, height) {
     if (!face) {
       const side = Math.min(width, height) * 0.8;
       return {x: (width - side) / 2, y: (height - side) / 2, side};
     }
-    return square(this.contract, face.x, face.y, face.width, face.height);
+    return cropPlan(this.contract, face.x, face.y, face.width, face.height, face.keypoints);
   }
 
   /** The contract's grey crop (Uint8Array) of a square of an RGBA frame (or of its rectangle `origin`). */
