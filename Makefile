@@ -1,7 +1,7 @@
 # Emotekit: `make demo` runs the emoji keyboard, `make test` the whole test suite.
 PY := .venv/bin/python
 
-.PHONY: setup setup-web demo test lint models fer-model device-bundle
+.PHONY: setup setup-web demo test test-fast lint lint-js models fer-model device-bundle
 
 setup:
 	bash scripts/setup.sh
@@ -15,9 +15,18 @@ demo: setup-web
 lint: setup
 	.venv/bin/ruff check .
 
-test: setup-web
+# ESLint (eslint.config.mjs) on the page's modules and the Node scripts of tests/browser and benchmarks.
+lint-js: setup-web
+	mobile_demo/node_modules/.bin/eslint mobile_demo/static tests/browser benchmarks
+
+test: setup-web lint-js
 	.venv/bin/ruff check .
 	$(PY) -m pytest -q
+
+# The tests that need neither Chromium nor minutes: a quick check while editing.
+test-fast: setup
+	.venv/bin/ruff check .
+	$(PY) -m pytest -q -m 'not slow and not browser'
 
 # Retrain the models the demo ships (long: see mobile_demo/models/manifest.json for the commands).
 models: fer-model

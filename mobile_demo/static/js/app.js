@@ -378,7 +378,10 @@ window.emotekit = {
         const sq = cropPlan(c, b.x, b.y, b.width, b.height, b.keypoints);
         const r = cropRect(c, sq, bmp.width, bmp.height);
         const sub = new Uint8ClampedArray(r.w * r.h * 4);
-        for (let y = 0; y < r.h; y++) sub.set(rgba.subarray(((r.y + y) * bmp.width + r.x) * 4, ((r.y + y) * bmp.width + r.x + r.w) * 4), y * r.w * 4);
+        for (let y = 0; y < r.h; y++) {
+          const from = ((r.y + y) * bmp.width + r.x) * 4;
+          sub.set(rgba.subarray(from, from + r.w * 4), y * r.w * 4);
+        }
         return Array.from(cropSquare(sub, bmp.width, bmp.height, sq, c, null, r));
       });
       bmp.close();

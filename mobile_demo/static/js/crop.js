@@ -112,7 +112,8 @@ export function sampleTurned(grid, p, size) {
         const xb = Math.min(Math.max(x0 + 1, 0), m - 1);
         const ya = Math.min(Math.max(y0, 0), m - 1) * m;
         const yb = Math.min(Math.max(y0 + 1, 0), m - 1) * m;
-        out[i * size + j] += (1 - ty) * ((1 - tx) * grid[ya + xa] + tx * grid[ya + xb]) + ty * ((1 - tx) * grid[yb + xa] + tx * grid[yb + xb]);
+        out[i * size + j] += (1 - ty) * ((1 - tx) * grid[ya + xa] + tx * grid[ya + xb])
+          + ty * ((1 - tx) * grid[yb + xa] + tx * grid[yb + xb]);
       }
     }
   }

@@ -105,7 +105,8 @@ export class FacePipeline {
   /** RGBA pixels of the rectangle {x, y, w, h} of the source, drawn 1:1 (no resampling by the canvas). */
   grab(source, rect) {
     if (!this.canvas || this.canvas.width < rect.w || this.canvas.height < rect.h) {
-      this.canvas = new OffscreenCanvas(Math.max(rect.w, this.canvas ? this.canvas.width : 1), Math.max(rect.h, this.canvas ? this.canvas.height : 1));
+      const old = this.canvas || {width: 1, height: 1};
+      this.canvas = new OffscreenCanvas(Math.max(rect.w, old.width), Math.max(rect.h, old.height));
       this.ctx = this.canvas.getContext('2d', {willReadFrequently: true});
     }
     this.ctx.clearRect(0, 0, rect.w, rect.h);
@@ -227,7 +228,7 @@ export class FacePipeline {
     let origin = null;
     const detecting = this.detector && (!track || !this.track || this.track.age + 1 >= this.detectEvery);
     if (detecting) {
-      let t = performance.now();
+      const t = performance.now();
       origin = {x: 0, y: 0, w: width, h: height};
       rgba = this.grab(source, origin);
       ms.grab += performance.now() - t;
