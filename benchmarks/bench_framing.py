@@ -7,6 +7,7 @@ face not found counts as wrong) and the gap to the aligned figure; writes JSON.
 
     .venv/bin/python benchmarks/bench_framing.py --limit 600
     .venv/bin/python benchmarks/bench_framing.py --model DIR/expression_int8.tflite --manifest DIR/manifest.json
+    .venv/bin/python benchmarks/bench_framing.py --roll eyes   # the model's contract with the square turned with the eyes
 """
 
 from __future__ import annotations
@@ -42,12 +43,18 @@ def main():
     ap.add_argument("--limit", type=int, default=600, help="PublicTest faces (a seeded sample; 0: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--roll", choices=("manifest", "keep", "eyes"), default="manifest",
+                    help="the crop contract's roll: the manifest's, or the square upright (keep) / turned with the eyes")
     args = ap.parse_args()
     faces, labels = load_faces(args.data, args.limit, args.seed)
     em = Emojifier(args.model, detector="blazeface", manifest=args.manifest)
+    if args.roll != "manifest":
+        import dataclasses
+
+        em.contract = dataclasses.replace(em.contract, roll=args.roll)
     aligned = float(np.mean([LABELS[int(np.argmax(em.model(f)))] == y for f, y in zip(faces, labels)]))
     print(f"CPU: {describe()}; model {os.path.relpath(args.model, ROOT)}; {len(faces)} PublicTest faces; "
-          f"aligned crops: {100 * aligned:.2f} %", flush=True)
+          f"aligned crops: {100 * aligned:.2f} %; crop roll {em.contract.roll}", flush=True)
     print(f"{'size px':>7} {'tilt':>5} {'found %':>8} {'accuracy %':>11} {'vs aligned':>11}")
     rows = []
     for size in SIZES:
@@ -69,6 +76,7 @@ def main():
                   flush=True)
     doc = {"cpu": describe(), "command": " ".join(["benchmarks/bench_framing.py", *sys.argv[1:]]),
            "date": datetime.date.today().isoformat(), "model": os.path.relpath(args.model, ROOT), "faces": len(faces),
+           "roll": em.contract.roll,
            "aligned_accuracy": aligned, "rows": rows}
     path = args.json or os.path.join(ROOT, "benchmarks", "results", f"framing-{os.path.basename(args.model)}.json")
     with open(path, "w") as f:
