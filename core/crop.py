@@ -228,8 +228,9 @@ def resample(image: np.ndarray, left: float, top: float, width: float, height: f
     return out[:, :, 0] if squeeze else out
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """Round half up and clip to 0..255."""
+def round_to_uint8(x: np.ndarray) -> np.ndarray:
+    """Crop values (0..255, float64) rounded half up and clipped to uint8; core.images.to_uint8 instead scales
+    a network's output range (tanh -1..1 or sigmoid 0..1) to 0..255."""
     return np.clip(np.floor(np.asarray(x, np.float64) + 0.5), 0, 255).astype(np.uint8)
 
 
@@ -237,7 +238,7 @@ def crop_square(frame: np.ndarray, left: float, top: float, side: float, contrac
     """The square (left, top, side) of a frame as the contract's size x size grey uint8 crop."""
     out = resample(frame, left, top, side, side, contract.size, contract.size, contract.border, contract.fill,
                    convert=lambda px: to_grey(px, contract))
-    return to_uint8(out)
+    return round_to_uint8(out)
 
 
 SUBSAMPLES = ((0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75))
@@ -266,7 +267,7 @@ def crop_turned(frame: np.ndarray, cx: float, cy: float, side: float, c: float, 
         ya, yb = np.clip(y0, 0, m - 1).astype(np.int64), np.clip(y0 + 1, 0, m - 1).astype(np.int64)
         sample = (1 - ty) * ((1 - tx) * grid[ya, xa] + tx * grid[ya, xb]) + ty * ((1 - tx) * grid[yb, xa] + tx * grid[yb, xb])
         total = total + sample
-    return to_uint8(total * 0.25)
+    return round_to_uint8(total * 0.25)
 
 
 def crop(frame: np.ndarray, box, contract: CropContract = DEFAULT, keypoints=None) -> np.ndarray:

@@ -219,8 +219,8 @@ export function resample(src, W, H, channels, stride, left, top, width, height, 
   return out;
 }
 
-/** Round half up and clip to 0..255, as core.crop.to_uint8. */
-export function toUint8(values, out = new Uint8Array(values.length)) {
+/** Round half up and clip to 0..255, as core.crop.round_to_uint8. */
+export function roundToUint8(values, out = new Uint8Array(values.length)) {
   for (let i = 0; i < values.length; i++) out[i] = Math.min(255, Math.max(0, Math.floor(values[i] + 0.5)));
   return out;
 }
@@ -258,7 +258,7 @@ export function cropSquare(rgba, width, height, sq, c, grey = null, origin = nul
   const g = toGrey(rgba, origin ? origin.w : width, origin ? origin.h : height, c, grey && grey.length >= n ? grey : undefined);
   const m = sq.n || c.size;
   const v = resample(g, width, height, 1, 1, sq.x, sq.y, sq.side, sq.side, m, m, c.border, c.fill, origin);
-  return toUint8(sq.turn ? sampleTurned(v, sq, c.size) : v);
+  return roundToUint8(sq.turn ? sampleTurned(v, sq, c.size) : v);
 }
 
 /** The model's input for a detector box {x, y, width, height, keypoints?} (core.crop.crop). */
