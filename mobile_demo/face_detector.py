@@ -32,6 +32,10 @@ BOX_SCALE = 128.0  # x_scale = y_scale = w_scale = h_scale
 SCORE_CLIP = 100.0
 MIN_SCORE = 0.5
 NMS_IOU = 0.3
+# A whole-frame face under this score does not spare a still image the tiled pass: in cluttered rooms the
+# whole-frame pass finds a large false face at 0.5-0.6 beside a small real one that only the tiles find
+# (8 of 200 frames with a 120-px face, benchmarks/bench_framing.py's frames).
+SURE_SCORE = 0.65
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
 
 
@@ -202,10 +206,11 @@ class BlazeFaceDetector:
     def detect(self, image: np.ndarray, tiles: bool = True) -> list[Face]:
         """Faces in an image, best first. With `tiles`, an image where the whole-frame pass finds none is
         searched again tile by tile (`tiles_of`): a face 120 px wide in a 640x480 frame is ~24 px in the
-        128 px input, under what BlazeFace short-range finds; in a 320 px tile it is 48 px."""
+        128 px input, under what BlazeFace short-range finds; in a 320 px tile it is 48 px. So is an image
+        whose faces all score under SURE_SCORE; the passes' faces are merged, best first."""
         image = to_rgb(image)
         faces = self.detect_in(image)
-        if faces or not tiles:
+        if not tiles or any(f.score >= SURE_SCORE for f in faces):
             return faces
         for x, y, w, h in tiles_of(image.shape[1], image.shape[0]):
             faces += [dataclasses.replace(f, x=f.x + x, y=f.y + y, keypoints=f.keypoints + [x, y])

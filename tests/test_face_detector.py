@@ -296,3 +296,28 @@ def test_blazeface_finds_small_faces_with_the_tiled_second_pass():
         found += inside(det.detect(frame))
     # The whole frame misses some of these faces (about half at this size); the second pass finds nearly all.
     assert missed >= 2 and found >= len(faces) - 1, (missed, found)
+
+
+def test_a_doubtful_whole_frame_face_does_not_spare_the_tiles():
+    """The whole frame's pass finds only a face under SURE_SCORE (a cluttered room's false face): the tiles are
+    searched too and their faces merged, best first; a sure whole-frame face spares them."""
+
+    class Stub(fd.BlazeFaceDetector):
+        def __init__(self, whole_score):
+            self.whole_score, self.calls = whole_score, 0
+
+        def detect_in(self, image):
+            self.calls += 1
+            if image.shape[:2] == (480, 640):
+                return [fd.Face(0, 0, 400, 400, self.whole_score, np.zeros((6, 2)))]
+            if self.calls == 3:  # the second tile: the small real face
+                return [fd.Face(100, 100, 60, 60, 0.9, np.zeros((6, 2)))]
+            return []
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    doubtful = Stub(fd.SURE_SCORE - 0.05)
+    faces = doubtful.detect(frame)
+    assert doubtful.calls == 1 + len(fd.tiles_of(640, 480))
+    assert [f.score for f in faces] == [0.9, fd.SURE_SCORE - 0.05]
+    sure = Stub(fd.SURE_SCORE)
+    assert len(sure.detect(frame)) == 1 and sure.calls == 1

@@ -20,6 +20,8 @@ const ANCHOR_OPTIONS = {
 const SCALE = 128; // x_scale = y_scale = w_scale = h_scale
 const SCORE_CLIP = 100;
 const MIN_SCORE = 0.5;
+// face_detector.SURE_SCORE: a still image whose whole-frame faces all score under it is searched tile by tile too.
+export const SURE_SCORE = 0.65;
 const NMS_IOU = 0.3;
 export const KEYPOINTS = ['right_eye', 'left_eye', 'nose_tip', 'mouth_center', 'right_ear', 'left_ear'];
 

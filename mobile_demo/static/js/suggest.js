@@ -148,11 +148,11 @@ export class FacePipeline {
 
   /**
    * A still image's faces, as face_detector.BlazeFaceDetector.detect: the whole frame, and where that finds
-   * none, every tile (small faces), merged.
+   * none scoring SURE_SCORE, every tile too (small faces), merged.
    */
   async detectAll(rgba, width, height, ms = {}) {
     const faces = await this.detect(rgba, width, height, ms);
-    if (faces.length) return faces;
+    if (faces.some((f) => f.score >= blazeface.SURE_SCORE)) return faces;
     for (const view of blazeface.tiles(width, height)) faces.push(...(await this.detect(rgba, width, height, ms, view)));
     return blazeface.mergeFaces(faces);
   }
