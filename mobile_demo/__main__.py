@@ -121,13 +121,7 @@ def _restore_signals(previous: dict) -> None:
 
 # Subcommands that live in their own modules (each defines a Click command of the same name).
 for _module_name, _command_name in [("mobile_demo.emojify", "emojify")]:
-    try:
-        _module = importlib.import_module(_module_name)
-    except ModuleNotFoundError as e:
-        if e.name != _module_name:
-            raise
-        continue
-    cli.add_command(getattr(_module, _command_name))
+    cli.add_command(getattr(importlib.import_module(_module_name), _command_name))
 
 if __name__ == "__main__":
     run_cli(cli, "python -m mobile_demo")

@@ -24,12 +24,7 @@ def cli():
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(_name)
-    except ModuleNotFoundError as e:
-        if e.name != _name:
-            raise
-        continue
+    _module = importlib.import_module(_name)  # a missing or mistyped module is an ImportError, not a hidden command
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

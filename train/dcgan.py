@@ -158,7 +158,7 @@ def novelty(samples: np.ndarray, data: np.ndarray, rng=None, reference: int = 51
 
 
 def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35, seed=0):
-    """A GANMonitor callback (defined lazily so that `python -m train --help` does not import Keras)."""
+    """A GANMonitor callback for this run: the class is made here, around the run's networks and data."""
     import keras
 
     class GANMonitor(keras.callbacks.Callback):

@@ -15,11 +15,16 @@ from train import resume as R
 from train.common import common_options, dry_run, fit_verbosity, start_run, training_callbacks
 from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, with_class_weights, worker_out
 
+AUGMENTS = ("affine", "none")
+AUGMENT_ALIASES = {"004": "affine"}  # the value's first name (reference 004's recipe); runs made with it still resume
 
-def augmenter(seed: int, strength: str = "004"):
-    """004's augmentation (flip, +-20 deg, +-20 % zoom, 4-px shifts at 40 px) as one Keras layer."""
+
+def augmenter(seed: int, strength: str = "affine"):
+    """The training augmentation: "affine" = a random flip, +-20 deg, +-20 % zoom and 4-px shifts at 40 px
+    (reference 004's recipe) in one projective transform per image, as one Keras layer; "none" = no layer."""
     from data_pipelines.augment import RandomAffine
 
+    strength = AUGMENT_ALIASES.get(strength, strength)
     if strength == "none":
         return None
     return RandomAffine(rotation=20, zoom=0.2, shift=4 / 40, flip=True, seed=seed, name="augment")
@@ -34,7 +39,8 @@ def augmenter(seed: int, strength: str = "004"):
 @click.option("--class-weight", type=click.Choice(["none", "sqrt", "balanced"]), default="sqrt", show_default=True)
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True)
 @click.option("--weight-decay", type=float, default=0.01, show_default=True, help="AdamW decoupled weight decay.")
-@click.option("--augment", type=click.Choice(["004", "none"]), default="004", show_default=True)
+@click.option("--augment", type=click.Choice([*AUGMENTS, *AUGMENT_ALIASES]), default="affine", show_default=True,
+              help="affine: random flip, rotation, zoom and shift; none. (004 is affine's old name.)")
 @click.option("--fine-tune-epochs", type=click.IntRange(min=0), default=None, help="vggface-resnet50: epochs with the top blocks unfrozen (default half).")
 @click.option("--fine-tune-stages", type=click.Choice(["5", "4-5"]), default="5", show_default=True,
               help="vggface-resnet50: ResNet stages unfrozen in phase 2 (at --lr / 10).")

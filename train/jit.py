@@ -1,7 +1,7 @@
 """`--jit-compile auto|on|off`: XLA for a model's train step, or plain tf.function, chosen per machine.
 
 XLA speeds the DCGAN's step up by half on one CPU kind and slows it down by a third on another
-(issue 16, benchmarks/RESULTS.md), so `auto` (the default) decides on the machine the run starts
+(benchmarks/RESULTS.md, "DCGAN training speed"), so `auto` (the default) decides on the machine the run starts
 on: it builds the run's own model twice (once per mode, with the run's batch shape), runs a few
 warm-up steps of each, then times a few more in alternating rounds, and keeps the faster. The
 trial models are thrown away and the caller reseeds before it builds the real one, so the run
