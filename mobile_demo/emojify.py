@@ -6,6 +6,11 @@ page reads too), classifies the crop with the expression `.tflite` (the one the 
 task "expression", unless --model names another), prints the top-k emoji of each face, and writes the
 picture or video with every face replaced by its best emoji (twemoji, alpha-blended, scaled to the
 face and turned with the line of the eyes when the detector gives eye points).
+
+With --live-emoji each face is meshed instead (mobile_demo.face_mesh: MediaPipe's face_landmark.tflite, tracked
+from frame to frame in a video) and replaced by the live emoji (mobile_demo.live_emoji) following its pose,
+eyes, brows and mouth (core.face_geometry, smoothed in a video); the emoji printed are ranked with the face's
+cues too (mobile_demo.live_cues), as the keyboard page does.
 """
 
 from __future__ import annotations
@@ -179,7 +184,7 @@ def eye_angle(face) -> float:
 
 class Emojifier:
     def __init__(self, model_path: str | None, detector: str = "auto", top_k: int = 3, min_score: float | None = None,
-                 manifest: str | None = None):
+                 manifest: str | None = None, live: bool = False):
         import dataclasses
 
         from mobile_demo.emoji_table import load_table
@@ -197,6 +202,19 @@ class Emojifier:
         self.table = load_table()
         self.sprites = EmojiSprites(self.table)
         self.top_k = top_k
+        self.live = live
+        if live:
+            from mobile_demo.face_mesh import FaceMesh
+
+            self.mesh = FaceMesh(num_threads=1)
+            self.filters = {}  # a video's coefficient filters, by mesh track
+
+    def make_tracker(self):
+        """A video's tracker: face_detector.FaceTracker, or with the live emoji face_mesh.MeshTracker."""
+        from mobile_demo.face_detector import FaceTracker
+        from mobile_demo.face_mesh import MeshTracker
+
+        return MeshTracker(self.detector, self.mesh) if self.live else FaceTracker(self.detector)
 
     def classify(self, rgb: np.ndarray, faces=None):
         """[(face, crop, probs)] for every face of an RGB uint8 frame (the detector's, best first, unless given)."""
@@ -211,6 +229,8 @@ class Emojifier:
         With a face_detector.FaceTracker (a video), the faces come from its track, as in the keyboard page."""
         from mobile_demo.face_detector import emoji_box
 
+        if self.live:
+            return self.process_live(rgb, tracker)
         results = []
         out = rgb.copy()
         scale, shift = self.detector.emoji_geometry
@@ -219,6 +239,34 @@ class Emojifier:
             results.append((face, probs, top))
             box = emoji_box(face, scale, shift)
             paste_emoji(out, self.sprites.get(top[0][0]), box, eye_angle(face))
+        return out, results
+
+    def process_live(self, rgb: np.ndarray, tracker=None):
+        """process() with the live emoji: each face's mesh (a video's from its face_mesh.MeshTracker), its
+        coefficients (smoothed along a video's track), the expression of the crop of its BlazeFace-like box."""
+        from core.crop import crop
+        from core.face_geometry import CoefficientFilter, face_coefficients
+        from mobile_demo.face_mesh import MeshTracker, face_from_mesh
+        from mobile_demo.live_cues import rank_live
+        from mobile_demo.live_emoji import draw_live_emoji, live_emoji_box
+
+        if tracker is None:  # a still image: meshed from the detector's ROI, then once more from its own
+            still = MeshTracker(self.detector, self.mesh)
+            still(rgb)
+            meshes = still(rgb)
+        else:
+            meshes = tracker(rgb)
+        results = []
+        out = rgb.copy()
+        for m in meshes:
+            k = face_coefficients(m.landmarks)
+            if tracker is not None:
+                k = self.filters.setdefault(m.track, CoefficientFilter())(k, tracker.frames / 30)
+            face = face_from_mesh(m.landmarks, m.score)
+            probs = self.model(crop(rgb, (face.x, face.y, face.w, face.h), self.model.contract, face.keypoints))
+            results.append((face, probs, rank_live(probs, k, self.top_k, self.table)))
+            box = live_emoji_box(m.landmarks)
+            paste_emoji(out, draw_live_emoji(k, box[2] - box[0]), box)
         return out, results
 
     def describe(self, results, prefix: str = "") -> list[str]:
@@ -385,13 +433,11 @@ def run_stream(em: Emojifier, cap, frame, what: str, out: str | None, max_frames
     """Video file or camera (opened, first frame read): emoji on every frame, the top-k printed every `every` frames."""
     import cv2
 
-    from mobile_demo.face_detector import FaceTracker
-
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and 1 <= fps <= 240 else fps_default
     h, w = frame.shape[:2]
     n = 0
-    tracker = FaceTracker(em.detector)
+    tracker = em.make_tracker()
     try:
         with atomic_path(out) if out else contextlib.nullcontext() as tmp:
             writer = None
@@ -446,7 +492,9 @@ def run_stream(em: Emojifier, cap, frame, what: str, out: str | None, max_frames
 @click.option("--frames", "max_frames", type=click.IntRange(1), default=None, help="Stop a video or camera after this many frames.")
 @click.option("--print-every", "every", type=click.IntRange(1), default=1, show_default=True,
               help="Video/camera: print the emoji of every Nth frame.")
-def emojify(image, video, camera, out, top_k, model_path, detector, min_score, max_frames, every):
+@click.option("--live-emoji", "live", is_flag=True, help="Replace each face with the live emoji, which follows its pose, "
+              "eyes, brows and mouth (the face mesh, fetched by setup_assets), instead of its best emoji's picture.")
+def emojify(image, video, camera, out, top_k, model_path, detector, min_score, max_frames, every, live):
     """Replace every face in a picture, video or camera stream by the emoji of its expression."""
     given = [x is not None for x in (image, video, camera)]
     if sum(given) != 1:
@@ -466,7 +514,7 @@ def emojify(image, video, camera, out, top_k, model_path, detector, min_score, m
         out = out or default_out(image, video=False)
         check_image_out(out)
         rgb = read_image(image)
-        run_image(Emojifier(model_path, detector, top_k, min_score), rgb, out)
+        run_image(Emojifier(model_path, detector, top_k, min_score, live=live), rgb, out)
         return
     if video is not None:
         out = out or default_out(video, video=True)
@@ -475,7 +523,7 @@ def emojify(image, video, camera, out, top_k, model_path, detector, min_score, m
     what = f"video {video}" if video is not None else f"camera {camera}"
     cap, frame = open_capture(video if video is not None else camera, what)
     try:
-        em = Emojifier(model_path, detector, top_k, min_score)
+        em = Emojifier(model_path, detector, top_k, min_score, live=live)
     except BaseException:
         cap.release()
         raise
