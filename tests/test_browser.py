@@ -218,7 +218,7 @@ def test_page_loads_and_is_ready(report):
     assert not report["page_errors"], report["page_errors"]
     assert not report["console_errors"], report["console_errors"]
     # Only the optional files (models not shipped, detector not set up) may be missing.
-    optional = {"/models/manifest.json", "/vendor/face_detection_short_range.tflite", "/emoji_map.json"}
+    optional = {"/models/manifest.json", "/vendor/face_detection_short_range.tflite", "/vendor/face_landmark.tflite", "/emoji_map.json"}
     assert {e.split(" ", 1)[1] for e in report["http_errors"]} <= optional, report["http_errors"]
 
 
