@@ -51,8 +51,10 @@ def cli():
 def tfrecords_cmd(source, out, shards, image_size, channels, labeled, usage, limit, on_error):
     """Writes SOURCE (any --data value: folder, FER CSV, emoji:twemoji, tfds:fer2013) as TFRecords."""
     from data_pipelines import load_source
-    from data_pipelines.tfrecords import write_tfrecords
+    from data_pipelines.tfrecords import is_remote, write_tfrecords
 
+    if not is_remote(out) and os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise UserError(f"output folder is not empty: {out}")  # before reading the source (minutes, for a big one)
     data = load_source(source, image_size, channels, labeled=labeled, usage=usage, limit=limit, on_error=on_error)
     for line in data.skipped:
         _err(f"skipped: {line}")
@@ -96,26 +98,24 @@ def crop_faces_cmd(src, out, size, margin, on_error):
 @click.argument("src")
 @click.option("--threshold", type=click.IntRange(0, 64), default=4, show_default=True,
               help="Max Hamming distance of the 64-bit dHash for two images to count as duplicates.")
-@click.option("--delete", "action", flag_value="delete", help="Delete the duplicates (keeps the first of each group).")
+@click.option("--delete", "action", flag_value="delete",
+              help="Delete the duplicates (keeps the first real file of each group; links to it are duplicates).")
 @click.option("--list", "action", flag_value="list", default=True, help="Only list them (the default).")
 @ON_ERROR
 def dedup_cmd(src, threshold, action, on_error):
-    """Finds near-duplicate images under SRC by perceptual difference hash (dHash)."""
+    """Finds near-duplicate images under SRC by perceptual difference hash (dHash). A link and the file
+    it names are one picture: the real file is kept, the link listed as its duplicate."""
     from data_pipelines.images import list_images
-    from data_pipelines.imagetools import find_duplicates
+    from data_pipelines.imagetools import find_duplicates, report_duplicates
 
-    paths = list_images(src)
+    special: list = []
+    paths = list_images(src, log=_err, special=special)
     groups, skipped = find_duplicates(paths, threshold, on_error=on_error, log=_err)
     n_dup = sum(len(g) - 1 for g in groups)
-    for g in groups:
-        click.echo(f"keep {g[0]}")
-        for p in g[1:]:
-            click.echo(f"  {'deleted' if action == 'delete' else 'duplicate'} {p}")
-            if action == "delete":
-                os.remove(p)
-    verb = "deleted" if action == "delete" else "found"
-    click.echo(f"{verb} {n_dup} duplicate(s) in {len(groups)} group(s) among {len(paths)} images"
-               + (f"; skipped {len(skipped)} unreadable" if skipped else ""))
+    report_duplicates(groups, delete=action == "delete", log=click.echo)
+    click.echo(f"{'deleted' if action == 'delete' else 'found'} {n_dup} duplicate(s) in {len(groups)} group(s) among {len(paths)} images"
+               + (f"; skipped {len(skipped)} unreadable" if skipped else "")
+               + (f", {len(special)} not regular files" if special else ""))
 
 
 @cli.command("square")
@@ -130,7 +130,8 @@ def square_cmd(src, out, size, mode, on_error):
     from data_pipelines.imagetools import square_images
 
     r = square_images(src, out, size, mode, on_error=on_error, log=_err)
-    click.echo(f"wrote {r['written']} {size}x{size} images to {out}" + (f"; skipped {r['skipped']} unreadable" if r["skipped"] else ""))
+    click.echo(f"wrote {r['written']} {size}x{size} images to {out}" + (f"; skipped {r['skipped']} unreadable" if r["skipped"] else "")
+               + (f"; skipped {r['not_regular']} not regular files" if r["not_regular"] else ""))
 
 
 @cli.command("npz")
@@ -200,5 +201,21 @@ def emoji_sets_cmd(install, force, quiet):
         click.echo(f"not installed: {', '.join(missing)}; {es.INSTALL_HINT}")
 
 
+def stop_on_signals():
+    """Ctrl+C, SIGTERM and SIGHUP end a tool in one line, status 128 + the signal's number, through the
+    `finally` blocks that remove an output folder still under its temporary name (staged_dir)."""
+    import signal
+
+    def stop(signum, frame):
+        signal.signal(signum, signal.SIG_IGN)  # a second signal does not cut the clean-up short
+        _err(f"interrupted ({signal.Signals(signum).name})")
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, stop)
+
+
 if __name__ == "__main__":
+    stop_on_signals()
     run_cli(cli, "python -m data_pipelines")

@@ -15,7 +15,7 @@ import numpy as np
 from core.errors import DataError
 from core.faces import haar_boxes, haar_cascade, square_around
 from data_pipelines.images import list_images
-from data_pipelines.imagetools import output_name, readable_images, staged_dir
+from data_pipelines.imagetools import output_stems, readable_images, save_into, staged_dir
 
 
 def detect_faces(rgb: np.ndarray, min_size: int = 24) -> list[tuple[int, int, int, int]]:
@@ -45,7 +45,8 @@ def crop_faces(src: str, out: str, size: int = 64, margin: float = 0.2, on_error
     if os.path.isfile(src):
         paths = [src]
     else:
-        paths = list_images(src)
+        paths = list_images(src, log=log)
+    stems = dict(zip(paths, output_stems(src, paths)))  # face.jpg beside face.png: face-jpg_1.png
     haar_cascade()
     faces, no_face, skipped = 0, [], []
     with staged_dir(out) as tmp:
@@ -56,9 +57,7 @@ def crop_faces(src: str, out: str, size: int = 64, margin: float = 0.2, on_error
                 continue
             for k, box in enumerate(boxes, start=1):
                 crop = img.crop(box_in_picture(box, margin, *img.size)).resize((size, size), Image.BILINEAR)
-                dest = os.path.join(tmp, output_name(src, path, f"_{k}"))
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                crop.save(dest)
+                save_into(crop, tmp, f"{stems[path]}_{k}.png", out)
                 faces += 1
         if not faces:
             raise DataError(f"no faces found in {len(paths) - len(skipped)} picture(s) under {src}")

@@ -26,7 +26,10 @@ from data_pipelines.imageset import ImageSet, remap_labels
 
 def load_folder(path, size, channels, labeled=False, class_names=None, limit=None, on_error="skip"):
     """Any image folder. With `labeled`, classes are the sub-folders (sorted) or `class_names`."""
-    paths = list_images(path)
+    special: list = []  # names that are not regular files (a FIFO, a broken link): counted as unreadable
+    paths = list_images(path, special=special)
+    if special and on_error == "fail":
+        raise DataError(f"cannot read image {special[0][0]}: not a regular file ({special[0][1]})")
     labels = None
     if labeled:
         found = sorted({os.path.relpath(p, path).split(os.sep)[0] for p in paths if os.sep in os.path.relpath(p, path)})
@@ -50,7 +53,8 @@ def load_folder(path, size, channels, labeled=False, class_names=None, limit=Non
     if labeled:
         labels = labels_all[decoded.kept].astype(np.int32)
     names = [os.path.basename(paths[i]) for i in decoded.kept]
-    return ImageSet(decoded.images, labels, tuple(class_names or ()), names, decoded.bad)
+    not_regular = [f"cannot read image {p}: not a regular file ({why})" for p, why in special]
+    return ImageSet(decoded.images, labels, tuple(class_names or ()), names, decoded.bad + not_regular)
 
 
 def load_emoji(spec: str, size: int, channels: int, limit=None):

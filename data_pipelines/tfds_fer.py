@@ -140,7 +140,7 @@ class Fer2013(tfds.core.GeneratorBasedBuilder):
                 yield f"row{lineno}", {"image": image, "label": label}
 
     def _folder_examples(self, folder):
-        paths = list_images(folder)
+        paths = list_images(folder, log=log.warning)
         skipped = 0
         for path in paths:
             rel = os.path.relpath(path, folder)

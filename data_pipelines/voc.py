@@ -21,8 +21,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from core.errors import DataError
-from data_pipelines.images import IMAGE_EXTENSIONS, fit_square
-from data_pipelines.imagetools import open_rgb, staged_dir
+from core.images import exif_orientation, exif_transpose_method, open_image
+from data_pipelines.images import IMAGE_EXTENSIONS, fit_square, to_mode
+from data_pipelines.imagetools import output_stems, save_into, staged_dir
 
 
 @dataclass
@@ -123,6 +124,23 @@ def find_picture(images_dir: str, ann: VocAnnotation) -> str:
     raise DataError(f"{ann.path}: picture {ann.filename!r} not found in {images_dir}")
 
 
+def annotated_picture(ann: VocAnnotation, picture: str):
+    """(the picture as RGB in the frame its boxes were drawn in, the Pillow transpose that turns a crop
+    of it upright or None). A picture with an EXIF orientation (a phone's portrait JPEG, stored sideways)
+    was annotated upright by a tool that applies it (LabelImg since 1.8), or as stored by one that does
+    not: the XML's <size> tells which when it is the stored size and not the upright one; else upright."""
+    img = open_image(picture, exif=False)
+    orientation = exif_orientation(img)
+    rgb = to_mode(img, 3)
+    turn = exif_transpose_method(orientation)
+    if turn is None:
+        return rgb, None
+    upright = rgb.transpose(turn)
+    if ann.width is not None and (ann.width, ann.height) == rgb.size != upright.size:
+        return rgb, turn  # boxes in the stored frame: crop there, then turn the crop upright
+    return upright, None
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "object"
 
@@ -145,18 +163,21 @@ def crop_voc(images_dir: str, annotations_dir: str, out: str, size: int = 64, pa
     for xml_path in xmls:
         ann = parse_voc(xml_path)
         picture = find_picture(images_dir, ann)
-        img = open_rgb(picture)
+        img, turn = annotated_picture(ann, picture)
         check_boxes(ann, *img.size)
-        jobs.append((ann, picture, img))
+        jobs.append((ann, picture, img, turn))
+    pictures = list(dict.fromkeys(picture for _, picture, _, _ in jobs))
+    stems = dict(zip(pictures, output_stems(images_dir, pictures)))  # pic.jpg beside pic.png: pic-jpg_1.png
     counts: dict[str, int] = {}
+    numbered: dict[str, int] = {}  # crops so far of each output stem: two XMLs of one picture go on counting
     with staged_dir(out) as tmp:
-        for ann, picture, img in jobs:
-            stem = _safe(os.path.splitext(os.path.basename(picture))[0])
-            for k, o in enumerate(ann.objects, start=1):
-                crop = fit_square(img.crop(o.box), size, "pad" if pad else "crop")
-                folder = os.path.join(tmp, _safe(o.name))
-                os.makedirs(folder, exist_ok=True)
-                crop.save(os.path.join(folder, f"{stem}_{k}.png"))
+        for ann, picture, img, turn in jobs:
+            stem = _safe(stems[picture])
+            for o in ann.objects:
+                crop = img.crop(o.box)
+                crop = fit_square(crop.transpose(turn) if turn is not None else crop, size, "pad" if pad else "crop")
+                numbered[stem] = k = numbered.get(stem, 0) + 1
+                save_into(crop, tmp, os.path.join(_safe(o.name), f"{stem}_{k}.png"), out)
                 counts[o.name] = counts.get(o.name, 0) + 1
         if not counts:
             raise DataError(f"no <object> boxes in the {len(xmls)} annotations in {annotations_dir}")

@@ -215,6 +215,28 @@ def test_crop_faces_with_detections(tmp_path, capsys, monkeypatch):
     assert Image.open(tmp_path / "faces" / "sub" / "cartoon_1.png").size == (32, 32)
 
 
+def test_crop_faces_same_stem_two_pictures(tmp_path, capsys, monkeypatch):
+    """face.jpg beside face.png: each picture's crops under their own names (they were one name, one file)."""
+    import data_pipelines.faces as faces
+
+    src = tmp_path / "pics"
+    src.mkdir()
+    synthetic_picture(src / "face.png")
+    synthetic_picture(src / "face.jpg")
+    monkeypatch.setattr(faces, "detect_faces", lambda rgb: [(40, 30, 40, 50)])
+    code, out, err = run(capsys, monkeypatch, "crop-faces", src, "--out", tmp_path / "faces", "--size", 16)
+    assert code == 0 and "wrote 2 face crops from 2 pictures" in out, err
+    assert sorted(os.listdir(tmp_path / "faces")) == ["face-jpg_1.png", "face_1.png"]
+
+
+def test_output_stems():
+    from data_pipelines.imagetools import output_stems
+
+    assert output_stems("/s", ["/s/a.jpg", "/s/a.png", "/s/a-jpg.png", "/s/b.gif", "/s/sub/a.jpg"]) == \
+        ["a-jpg-2", "a", "a-jpg", "b", "sub/a"]
+    assert output_stems("/s", ["/s/A.png", "/s/a.png", "/s/a.webp"]) == ["A", "a-png", "a-webp"]
+
+
 def test_box_in_picture():
     from data_pipelines.faces import box_in_picture
 

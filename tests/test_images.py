@@ -41,3 +41,30 @@ def test_png_and_gif_files(tmp_path):
     assert Image.open(tmp_path / "progress.gif").n_frames == 3  # the held last frame merges into one
     make_gif([], tmp_path / "none.gif")
     assert not (tmp_path / "none.gif").exists()
+
+
+def test_open_image_upright_8bit_and_never_a_fifo(tmp_path):
+    """open_image, what every loader reads with: EXIF orientation applied, 16-bit grey scaled (Pillow's
+    convert clips it to white), a FIFO named like a picture refused at once (opening it would wait)."""
+    import os
+
+    import pytest
+    from PIL import Image
+
+    from core.errors import DataError
+    from core.images import open_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (80, 60), (90, 90, 90)).save(tmp_path / "r.jpg", exif=exif)
+    assert open_image(str(tmp_path / "r.jpg")).size == (60, 80)
+    assert open_image(str(tmp_path / "r.jpg"), exif=False).size == (80, 60)
+    Image.fromarray(np.full((4, 4), 128 * 257, np.uint16)).save(tmp_path / "g.png")
+    g = open_image(str(tmp_path / "g.png"))
+    assert g.mode == "L" and np.asarray(g).max() == 128
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(DataError, match=r"not a regular file \(a FIFO\)"):
+        open_image(str(tmp_path / "pipe.jpg"))
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(DataError, match="an empty file"):
+        open_image(str(tmp_path / "empty.png"))
