@@ -17,6 +17,7 @@ import zlib
 
 import numpy as np
 import pytest
+from doc_tables import table_cells, unwritable
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,13 +29,8 @@ NATIVE = re.compile(r"moov atom|Unexpected element|XNNPACK|\[mov,|Segmentation|c
 
 def corpus_rows() -> list[dict]:
     """The rows of the doc's table under "## The corpus": case, input, before, exit, says."""
-    with open(DOC, encoding="utf-8") as f:
-        section = f.read().split("## The corpus", 1)[1].split("\n## ", 1)[0]
-    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
     rows = []
-    for ln in lines[2:]:
-        cells = dict(zip(header, (c.strip() for c in ln.strip().strip("|").split("|"))))
+    for cells in table_cells(DOC):
         args = re.match(r"`([^`]*)`", cells["input"]).group(1)
         says = re.fullmatch(r"`(.*)`", cells["says"])
         rows.append({"case": cells["case"].strip("`"), "args": args, "exit": int(cells["exit"]),
@@ -101,16 +97,6 @@ def build_pictures(d):
     (d / "model.onnx").write_bytes(b"\x08\x07onnx")
     _beside_shipped_model(d, "broken", "{")
     _beside_shipped_model(d, "notlist", '{"models": 3}')
-
-
-def unwritable(tmp_path) -> str:
-    """A folder nothing can be written in: 0555, or for root (whom permissions do not stop) /proc."""
-    if os.geteuid() == 0:
-        return "/proc"
-    d = tmp_path / "readonly"
-    d.mkdir()
-    d.chmod(0o555)
-    return str(d)
 
 
 # Which rows this file knows how to build (all read the one folder build_pictures makes); a row added to
