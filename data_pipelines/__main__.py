@@ -7,6 +7,7 @@
     square SRC --out DIR --size N           every image to N x N (pad or crop)
     emoji-sets [--install]                  the built-in emoji sets, their licences, what is installed
     npz SOURCE... --val VAL --out FILE.npz  a labelled set as one compressed .npz (training without TensorFlow)
+    tag SOURCE --model M --out TAGS.json    the expression model's seven probabilities for every face image
 
 Bad input ends in one line on stderr and exit status 2; output folders are built under a
 temporary name and appear only when complete.
@@ -199,6 +200,49 @@ def emoji_sets_cmd(install, force, quiet):
     missing = [n for n in es.EMOJI_SETS if n not in installed]
     if missing:
         click.echo(f"not installed: {', '.join(missing)}; {es.INSTALL_HINT}")
+
+
+@cli.command("tag")
+@click.argument("source")
+@click.option("--model", required=True, type=click.Path(dir_okay=False),
+              help="The expression model (.tflite or .keras) whose probabilities tag the images.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The tags file (.json) to write.")
+@click.option("--sheets", type=click.Path(file_okay=False), default=None,
+              help="Also write one PNG a class here: the images the model rates most that class (tags-<class>.png).")
+@click.option("--per-class", type=click.IntRange(1, 256), default=16, show_default=True, help="Images on each sheet.")
+@click.option("--image-size", type=click.IntRange(16, 512), default=64, show_default=True, help="Images are read at this size.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images.")
+@ON_ERROR
+def tag_cmd(source, model, out, sheets, per_class, image_size, limit, on_error):
+    """Tags every image of SOURCE (a folder or emoji:<set>, each image one whole face) with the seven
+    expression probabilities of MODEL, through the model's crop contract; writes them with the model's
+    sha256 and this command to OUT."""
+    import sys
+
+    from core.files import check_can_write
+    from core.images import save_png
+    from core.runtime import load_classifier
+    from data_pipelines import load_source
+    from data_pipelines import tags as T
+
+    if not out.lower().endswith(".json"):
+        raise UserError(f"--out must be a .json file, got {out}")
+    check_can_write(os.path.dirname(os.path.abspath(out)))
+    classifier = load_classifier(model)
+    data = load_source(source, image_size, 3, limit=limit, on_error=on_error)
+    for line in data.skipped:
+        _err(f"skipped: {line}")
+    probs = T.tag_images(classifier, data.images)
+    names = data.names or [str(i) for i in range(len(data))]
+    doc = T.make_tags(names, probs, model_path=model, source=source, image_size=image_size,
+                      command="python -m data_pipelines " + " ".join(sys.argv[1:]), skipped=len(data.skipped))
+    T.save_tags(out, doc)
+    click.echo(f"wrote {out}: {len(names)} images, top class " + ", ".join(f"{k} {v}" for k, v in doc["counts"].items()))
+    if sheets:
+        os.makedirs(sheets, exist_ok=True)
+        for name, sheet in T.class_sheets(data.images, probs, per_class=per_class).items():
+            save_png(os.path.join(sheets, f"tags-{name}.png"), sheet, scale=2)
+        click.echo(f"wrote {len(doc['labels'])} sheets to {sheets}")
 
 
 def stop_on_signals():

@@ -152,6 +152,72 @@ def sliders(path, keep, reason):
     click.echo(f"{path}: kept {', '.join(data['directions'])}; dropped {', '.join(data['dropped']) or 'none'}")
 
 
+@cli.command("expression-directions")
+@click.argument("models", type=click.Path(file_okay=False))
+@click.option("--classifier", required=True, type=click.Path(dir_okay=False), help="The expression model that tags the samples.")
+@click.option("--samples", type=click.IntRange(200, 100_000), default=10_000, show_default=True,
+              help="Generator samples tagged for each boundary.")
+@click.option("--sheets", type=click.Path(file_okay=False), default=None,
+              help="Write a sheet per expression here: stylegan-sheet-<name>.png, vae-wear-<name>.png.")
+def expression_directions(models, classifier, samples, sheets):
+    """Expression directions for the shipped generators in MODELS (stylegan-mapping/-synthesis.tflite with
+    stylegan-directions.json; vae-decoder.tflite with vae-decoder-latents.json), from samples tagged by
+    CLASSIFIER: sliders added to the directions file, "expression_vectors" to the latents file."""
+    import numpy as np
+
+    from core.files import atomic_path
+    from core.images import grid, save_png, to_uint8
+    from core.runtime import load_classifier
+    from data_pipelines.tags import sha256_of
+    from export import expression_directions as E
+    from keras_models.common.noise import noise_for_ids
+    from keras_models.stylegan.directions import save_directions
+
+    def path(name):
+        p = os.path.join(models, name)
+        if not os.path.isfile(p):
+            raise UserError(f"{models} has no {name}")
+        return p
+
+    def read_json(p):
+        try:
+            with open(p) as f:
+                return json.load(f)
+        except ValueError as e:
+            raise UserError(f"{p} is not JSON ({e})") from None
+
+    clf = load_classifier(classifier)
+    digest = sha256_of(classifier)
+    dirs_path, lat_path = path("stylegan-directions.json"), path("vae-decoder-latents.json")
+    mapping, synthesis = E.Generator(path("stylegan-mapping.tflite")), E.Generator(path("stylegan-synthesis.tflite"))
+    decoder = E.Generator(path("vae-decoder.tflite"))
+    doc = E.stylegan_directions(read_json(dirs_path), mapping, synthesis, clf, n=samples, log=click.echo)
+    doc["expressions"]["classifier_sha256"] = digest
+    latents = read_json(lat_path)
+    vectors = E.vae_expression_vectors(decoder, clf, int(latents["z_dim"]), n=samples, characters=latents["characters"],
+                                       expressions=latents["expressions"], log=click.echo)
+    latents["expression_vectors"] = vectors
+    latents["expression_vectors_from"] = {"classifier_sha256": digest, "samples": samples,
+                                          "note": "z_character + t * scale * vector: the character wearing the expression"}
+    save_directions(dirs_path, doc, atomic=atomic_path)
+    with atomic_path(lat_path, ".json") as tmp, open(tmp, "w") as f:
+        json.dump(latents, f)
+    click.echo(f"wrote {dirs_path} ({', '.join(doc['directions'])}) and {lat_path} ({', '.join(vectors)})")
+    if sheets:
+        os.makedirs(sheets, exist_ok=True)
+        w_avg = np.asarray(doc["w_avg"], np.float32)
+        ws = E.D.truncate(mapping(noise_for_ids([1000000, 1000001, 1000002], 128)), w_avg, doc.get("psi", 0.8))
+        chars = [c["z"] for c in latents["characters"][:4]]
+        for name in vectors:
+            d = doc["directions"][name]
+            img = E.sheet(lambda w: to_uint8(synthesis(w)), ws, d["vector"], d["scale"], alphas=(-3, -2, -1, 0, 1, 2, 3))
+            save_png(os.path.join(sheets, f"stylegan-sheet-{name}.png"), grid(img, cols=7), scale=2)
+            v = vectors[name]
+            img = E.sheet(lambda z: to_uint8(decoder(z), low=0.0, high=1.0), chars, v["vector"], v["scale"])
+            save_png(os.path.join(sheets, f"vae-wear-{name}.png"), grid(img, cols=4), scale=2)
+        click.echo(f"wrote the sheets to {sheets}")
+
+
 @cli.command("report")
 @click.argument("directory")
 def report(directory):
