@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Retrains the models that mobile_demo ships and exports them into mobile_demo/models/ (make models).
-# Long on a 2-core CPU: the expression models ~6 h (a 45-epoch teacher, then 150 epochs distilled from
-# it), the generators 1.5-3 h each when they share the machine. Data: ../shared/data (or FER_DIR / ANIME_DIR).
+# Long on a 2-core CPU: the expression models ~7 h (a 45-epoch teacher, 150 epochs distilled from it,
+# then the single-pass student), the generators 1.5-3 h each when they share the machine. Data: ../shared/data (or FER_DIR / ANIME_DIR).
 # Each step is resumable: rerun the printed `--resume RUN` command if a step is interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +28,17 @@ $PY -m export tflite "$run/last.keras" --quant int8 --out "$MODELS" --name expre
 # The .keras the demo ships: the same flip-averaged graph around last.keras, without its optimizer state.
 $PY -c "import sys, keras; from keras_models.expression.tta import flip_averaged; \
 flip_averaged(keras.models.load_model(sys.argv[1], compile=False)).save(sys.argv[2])" "$run/last.keras" "$MODELS/expression.keras"
+#    The shipped single-pass student: the crops the page makes of every training face (BlazeFace boxes, the
+#    crop contract with roll "eyes"; ~25 min) beside FER's own, 9 epochs from the two-pass model, which is
+#    also the teacher; the best epoch on PublicTest, exported in one pass (no --flip-average).
+$PY -m mobile_demo.page_crops "$FER_DIR/train" --out "$OUT/page-crops/train"
+$PY -m train expression --data "$OUT/page-crops/train" --data "$FER_DIR/train" --val "$FER_DIR/test" --arch emonet-s2 \
+    --init "$MODELS/expression.keras" --teacher "$MODELS/expression.keras" --mixup 0.2 --lr 2e-4 --epochs 9 --out "$OUT"
+run=$(last_run expression-emonet-s2)
+$PY -m export tflite "$run/best.keras" --quant int8 --out "$MODELS" --name expression_int8 \
+    --data "$FER_DIR/test" --calib-data "$FER_DIR/train" --verify-size 3589
+$PY -c "import sys, keras; keras.models.load_model(sys.argv[1], compile=False).save(sys.argv[2])" \
+    "$run/best.keras" "$MODELS/expression.keras"
 
 # 2. Character + emoji VAE for the morph panel (the decoder + the latents of the picked faces): 8,000 anime
 #    faces and the face emoji of every installed set, a tenth of each held out (heldout.json); ~1 h.
@@ -56,3 +67,9 @@ for attr in hair_brightness hair_hue_red hair_saturation hair_length mouth_open 
 done
 $PY -m export sliders "$run/directions.json" --keep "${STYLEGAN_SLIDERS:-hair_brightness,hair_hue_red,mouth_open}"
 $PY -m export tflite "$run" --quant dynamic --out "$MODELS" --name stylegan
+
+# 5. Expression directions from the expression model's tags: the VAE's expression vectors (the morph's
+#    "character wearing the expression") and the StyleGAN's, with their sheets; the StyleGAN's are dropped
+#    from the page again while their sheets show no visible change (judged by eye on 2026-12-07).
+$PY -m export expression-directions "$MODELS" --classifier "$MODELS/expression_int8.tflite" --sheets docs/samples
+$PY -m export sliders "$MODELS/stylegan-directions.json" --keep "${STYLEGAN_SLIDERS:-hair_brightness,hair_hue_red,mouth_open}"
