@@ -307,6 +307,44 @@ def test_morph_panel_says_not_shipped_or_works(report):
     assert m["pick_moves_selection"] and m["pick_changes_start"]
 
 
+def test_morph_character_wears_the_expression_as_python_decodes_it(report):
+    """Wear mode (when the latents file has expression_vectors): the page's canvas at the slider's end is the
+    decoder's image of z_character + WEAR_MAX * scale * vector, decoded here by ai_edge_litert from the same files."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    run = _first(report)
+    if not run["morph_shipped"]:
+        pytest.skip("the VAE decoder (with its latents) is not shipped yet")
+    m = run["morph"]
+    models = MODELS
+    with open(os.path.join(models, "vae-decoder-latents.json")) as f:
+        latents = json.load(f)
+    vectors = latents.get("expression_vectors") or {}
+    if not vectors:
+        assert m["first_mode"] == "fade" and m["wear_mode"] == "fade"
+        pytest.skip("no expression vectors in the latents file")
+    assert m["first_mode"] == "wear", "wear is the first mode when the vectors are shipped"
+    assert [n.split()[-1] for n in m["wear_names"]] == list(vectors)
+    assert m["wear_start_is_character"] and m["wear_end_is_thumb"] and m["wear_distinct"] == len(vectors)
+    from export.tflite import TFLiteRunner
+
+    name, e = next(iter(vectors.items()))
+    z = np.asarray(latents["characters"][m["wear_character"]]["z"], np.float64)
+    z = (z + 3 * 1.0 * e["scale"] * np.asarray(e["vector"], np.float64)).astype(np.float32)  # WEAR_MAX = 3, slider 1
+    with open(os.path.join(models, "vae-decoder.tflite"), "rb") as f:
+        r = TFLiteRunner(f.read())
+    out = next(iter(r.run_one(z).values()))[0]
+    want = np.clip(np.round(out * 255), 0, 255).astype(np.int16)
+    got = np.asarray(Image.open(io.BytesIO(base64.b64decode(m["wear_full"].split(",", 1)[1]))).convert("RGB"), np.int16)
+    # LiteRT.js (wasm) and ai_edge_litert (XNNPACK) run the same dynamic-range model with other kernels:
+    # a few levels apart at most, the same picture (the other expressions' images differ by tens of levels).
+    assert got.shape == want.shape
+    assert np.abs(got - want).mean() < 1.5 and np.abs(got - want).max() <= 16, name
+
+
 def edit_psi() -> float:
     """The truncation `python -m train stylegan-edit` (and stylegan-sheet) use by default."""
     from train.stylegan import stylegan_edit

@@ -113,6 +113,8 @@ async function morphChecks(page, out) {
     png: c.toDataURL('image/png'), w: c.width, selected: c.getAttribute('aria-selected') === 'true', name: c.title,
   })));
   const m = (out.morph = {});
+  m.first_mode = await page.evaluate(() => window.emotekit.morph.mode());
+  await page.evaluate(() => window.emotekit.morph.setMode('fade'));
   const [left, right] = [await thumbs('left'), await thumbs('right')];
   m.left = left.length;
   m.right = right.length;
@@ -132,8 +134,23 @@ async function morphChecks(page, out) {
     m.pick_moves_selection = after[1].selected && !after[0].selected;
     m.pick_changes_start = b0 === after[1].png && b0 !== a0;
   }
+  // Wear mode: the picked character wearing each expression; its ends are the character and the right thumbnail.
+  await page.evaluate(() => window.emotekit.morph.setMode('wear'));
+  m.wear_mode = await page.evaluate(() => window.emotekit.morph.mode());
+  if (m.wear_mode === 'wear') {
+    const [wl, wr] = [await thumbs('left'), await thumbs('right')];
+    m.wear_names = wr.map((c) => c.name);
+    m.wear_character = wl.findIndex((c) => c.selected);
+    const w0 = await at(0);
+    const w1 = await at(1);
+    m.wear_start_is_character = w0 === wl[m.wear_character]?.png;
+    m.wear_end_is_thumb = w1 === wr.find((c) => c.selected)?.png;
+    m.wear_distinct = new Set(wr.map((c) => c.png)).size;
+    m.wear_full = w1;  // the first expression at full strength, for Python to decode the same latent
+  }
   await at(0.5);
   if (args.screenshots) {
+    if (m.wear_mode === 'wear') await at(1);
     await page.$eval('#morph', (el) => el.scrollIntoView({block: 'start'}));
     await page.screenshot({path: path.join(args.screenshots, 'morph_panel.png')});
   }
