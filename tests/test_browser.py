@@ -724,3 +724,33 @@ def test_page_pipeline_crops_the_face_as_emojify(page_crops):
     top2 = np.sort(probs)[-2:]
     if top2[1] - top2[0] > 0.05:
         assert labels[int(np.argmax(page["probs"]))] == FER_LABELS[int(np.argmax(probs))]
+
+
+FULL_AT = 0.6  # follow.js: the probability at which an expression is worn fully
+
+
+def test_follow_my_face_sets_the_morph_and_the_mouth_slider(report):
+    """With the camera on, "Follow my face" wears the expression (of the morph's) that the page's smoothed
+    probabilities rank first, as strongly as they show it, and opens the anime face's mouth with the smile."""
+    runs = [r for r in report["runs"].values() if r.get("follow")]
+    if not runs or not runs[0]["follow"].get("morph_toggle"):
+        pytest.skip("no camera run, or no morph with expression vectors shipped")
+    with open(os.path.join(MODELS, "vae-decoder-latents.json")) as fh:
+        wears = list(json.load(fh).get("expression_vectors") or {})
+    for r in runs:
+        f = r["follow"]
+        assert f["mode"] == "wear"
+        labels, probs = f["labels"], f["probs"]
+        best = max(wears, key=lambda n: probs[labels.index(n)])
+        assert f["morph"]["expression"] == best
+        # The probabilities move between the read here and the page's last frame: compare loosely.
+        assert abs(f["morph"]["t"] - min(1.0, probs[labels.index(best)] / FULL_AT)) < 0.25
+        if f.get("style_toggle"):
+            p = f["style_probs"]
+            want = -1 + 4 * min(1.0, (p[labels.index("happy")] + p[labels.index("surprise")]) / FULL_AT)
+            assert abs(f["mouth"] - want) < 1.0
+    happy = report["runs"].get("happy", {}).get("follow")
+    if happy and happy.get("morph") and happy["probs"][happy["labels"].index("happy")] > 0.5:
+        assert happy["morph"]["expression"] == "happy" and happy["morph"]["t"] > 0.7
+        assert happy.get("mouth", 3) > 1
+

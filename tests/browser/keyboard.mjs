@@ -232,6 +232,32 @@ async function emoteChecks(page, out) {
   });
 }
 
+// "Follow my face" with the camera on: the morph wears what the face shows, the anime mouth slider follows it.
+async function followChecks(page, out) {
+  const f = (out.follow = {});
+  await page.click('[data-testid=emote-open]');
+  f.morph_toggle = await page.isVisible('[data-testid=morph-follow]');
+  f.style_toggle = await page.isVisible('[data-testid=style-follow]');
+  if (f.morph_toggle) {
+    await page.check('[data-testid=morph-follow]');
+    await sleep(1500);
+    Object.assign(f, await page.evaluate(() => ({
+      morph: window.emotekit.morph.selected(), mode: window.emotekit.morph.mode(),
+      probs: window.emotekit.probs(), labels: window.emotekit.labels(),
+    })));
+    await page.uncheck('[data-testid=morph-follow]');
+  }
+  if (f.style_toggle) {
+    await page.check('[data-testid=style-follow]');
+    await sleep(1000);
+    await page.evaluate(() => window.emotekit.stylegan.idle());
+    f.mouth = Number(await page.inputValue('#style-sliders input[data-name="mouth_open"]'));
+    f.style_probs = await page.evaluate(() => window.emotekit.probs());
+    await page.uncheck('[data-testid=style-follow]');
+  }
+  await page.click('#emote-close');
+}
+
 async function main() {
   if (args.screenshots) fs.mkdirSync(args.screenshots, {recursive: true});
   const runs = args.y4m.length ? args.y4m : [{name: 'nocamera', file: null}];
@@ -251,6 +277,7 @@ async function main() {
       }
       if (file) {
         await suggestionsRun(page, out);
+        await followChecks(page, out);
         if (i === 0) {
           if (args.screenshots) await page.screenshot({path: path.join(args.screenshots, 'keyboard_suggestions.png')});
           const top = out.suggestions?.[0];

@@ -303,7 +303,12 @@ async function main() {
   } else {
     notes.push('The expression model isn\'t shipped yet: no camera suggestions');
   }
-  const hooks = {onSticker, toast};
+  // The live face for the panels' "Follow my face": the smoothed expression while the camera runs, and the
+  // mesh's coefficients while the live emoji is on; null with the camera off.
+  const face = () => (state.running && state.ranker?.smoothed
+    ? {labels: state.labels, probs: state.ranker.smoothed, coeffs: state.live?.on ? state.live.face?.coeffs || null : null}
+    : null);
+  const hooks = {onSticker, toast, face};
   const [dcgan, morph, stylegan] = await Promise.all([
     setupDcgan(manifest, hooks).catch((e) => console.error(e)),
     setupMorph(manifest, hooks).catch((e) => console.error(e)),

@@ -7,6 +7,7 @@
 // named under its manifest entry's "latents": {characters: [{name, z}], expressions: [{name, char, z}],
 // expression_vectors?: {name: {vector, scale}}}.
 import {downloadCanvas, drawImage, loadPanel, outputRange, product, showCard, stickerUrl} from './emote_panel.js';
+import {followToggle, wearFromFace} from './follow.js';
 import {Runner, fetchJson} from './runtime.js';
 
 // The slider's end in wear mode: three standard deviations of the samples along the expression's vector.
@@ -20,7 +21,7 @@ export function wearLatent(character, e, t, zdim = character.z.length) {
 }
 
 /** The VAE morph panel. Exposes update() (redraws at the slider's value), setMode(mode) and mode() for the tests. */
-export async function setupMorph(manifest, {onSticker}) {
+export async function setupMorph(manifest, {onSticker, face}) {
   const card = document.getElementById('morph');
   const panel = await loadPanel(card, manifest, ['vae-decoder'], 'The morph isn\'t available', async (entry) => {
     const runner = await Runner.load(entry.url);
@@ -98,10 +99,31 @@ export async function setupMorph(manifest, {onSticker}) {
     modeBox.hidden = !wears.length;
     for (const b of modeBox.querySelectorAll('input')) b.addEventListener('change', () => b.checked && setMode(b.value));
   }
+  // Follow my face (wear mode): the expression the face shows most, worn as much as it shows it.
+  const followBox = document.getElementById('morph-follow');
+  if (followBox) followBox.closest('label').hidden = !(wears.length && face);
+  if (wears.length && face) {
+    followToggle(followBox, face, async (f) => {
+      const w = wearFromFace(f.labels, f.probs, wears.map((e) => e.name));
+      if (!w) return;
+      if (mode !== 'wear') await setMode('wear');
+      const item = wears.find((e) => e.name === w.name);
+      if (item !== sel.right) {
+        sel.right = item;
+        for (const x of rightEl.children) x.setAttribute('aria-selected', String(x.title.endsWith(` ${item.name}`)));
+      }
+      const v = w.strength.toFixed(2);
+      if (slider.value === v && item === sel.right && followBox.dataset.drawn === `${item.name}@${v}`) return;
+      slider.value = v;
+      followBox.dataset.drawn = `${item.name}@${v}`;
+      await update();
+    });
+  }
   await grid(document.getElementById('morph-left'), left, 'left');
   await setMode(mode);
   slider.addEventListener('input', update);
   document.getElementById('morph-download').addEventListener('click', () => downloadCanvas(canvas, 'morph.png'));
   document.getElementById('morph-insert').addEventListener('click', () => onSticker(stickerUrl(canvas), 'morph'));
-  return {update, setMode, mode: () => mode};
+  const selected = () => ({character: sel.left?.name, expression: sel.right?.name, t: Number(slider.value)});
+  return {update, setMode, mode: () => mode, selected};
 }

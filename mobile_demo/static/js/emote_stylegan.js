@@ -2,6 +2,7 @@
 // directions `python -m train stylegan-directions` finds, truncated and edited as Python does.
 import {downloadCanvas, drawImage, failCard, loadPanel, outputRange, product, showCard, stickerUrl} from './emote_panel.js';
 import {noiseForId, randomId} from './emote_noise.js';
+import {followToggle, mouthFromFace} from './follow.js';
 import {Runner, fetchJson, findModel} from './runtime.js';
 
 // Truncation of the faces: w_avg + psi (w - w_avg), at the default --psi of `python -m train
@@ -80,7 +81,7 @@ function sliderInputs(box, sliders, onChange) {
  * id seeds z exactly as an emote id (train/stylegan.py ws_for_ids), w is truncated at STYLE_PSI
  * towards the file's w_avg, then each slider adds alpha * scale * vector (alpha from -3 to +3).
  */
-export async function setupStylegan(manifest, {onSticker}) {
+export async function setupStylegan(manifest, {onSticker, face}) {
   const card = document.getElementById('stylegan');
   const failure = 'The sliders aren\'t available';
   const tasks = ['stylegan-mapping', 'stylegan-synthesis'];
@@ -150,6 +151,19 @@ export async function setupStylegan(manifest, {onSticker}) {
     for (const k of Object.keys(values)) delete values[k];
     render();
   });
+  // Follow my face: the mouth_open slider follows the face's mouth (mouthFromFace in follow.js).
+  const mouth = inputs.find((x) => x.dataset.name === 'mouth_open');
+  const followBox = document.getElementById('style-follow');
+  if (followBox) followBox.closest('label').hidden = !(mouth && face);
+  if (mouth && face) {
+    followToggle(followBox, face, (f) => {
+      const v = mouthFromFace(f.labels, f.probs, f.coeffs);
+      if (v === null || values.mouth_open === v) return null;
+      mouth.value = String(v);
+      values.mouth_open = v;
+      return render();
+    });
+  }
   document.getElementById('style-new').addEventListener('click', () => newFace(randomId()));
   document.getElementById('style-download').addEventListener('click', () => downloadCanvas(canvas, `face-${id}.png`));
   document.getElementById('style-insert').addEventListener('click', () => onSticker(stickerUrl(canvas), `face #${id}`));
