@@ -1,10 +1,14 @@
 // The Emotekit keyboard page: wires the models, the camera loop, the keyboard and the panels.
 import {toInput as detectorInput} from './blazeface.js';
 import {DEFAULT_CONTRACT, contractFrom, cropBox, cropPlan, cropRect, cropSquare} from './crop.js';
+import {rankLive} from './cues.js';
 import {setupDcgan} from './emote_dcgan.js';
 import {setupMorph} from './emote_morph.js';
 import {setupStylegan} from './emote_stylegan.js';
+import {MESH_URL} from './face_mesh.js';
 import {Keyboard, TextField, pushRecent} from './keyboard.js';
+import {LiveFace, LiveTracker, Recorder} from './live.js';
+import {drawLiveEmoji} from './live_emoji.js';
 import {Runner, fetchJson, findModel, loadManifest, loadRuntime} from './runtime.js';
 import {EmojiRanker, FacePipeline, Stats, SUGGESTIONS, parseEmojiTable} from './suggest.js';
 
@@ -22,6 +26,16 @@ const state = {
   detectorNote: '',
   pipelineNote: 'The expression model isn\'t shipped yet: no suggestions from the camera. The keyboard still works.',
   labels: [], // the expression model's classes, in its output order (its manifest entry's "labels")
+  live: {
+    on: false,
+    tracker: null, // LiveTracker once the face mesh is loaded
+    loading: null, // the mesh's Runner.load promise
+    face: new LiveFace(),
+    recorder: new Recorder(),
+    sticker: null, // the last sticker: {url (blob), blob, frames}
+    drawn: 0, // frames drawn since live went on
+    seen: false, // whether the last frame had a face
+  },
 };
 const field = new TextField($('text'));
 
@@ -90,15 +104,149 @@ function drawOverlay(result, width, height) {
   ctx.stroke();
 }
 
+// ---- live emoji -----------------------------------------------------------------------------
+
+/**
+ * One live frame: the tracked mesh and the expression (live.js LiveTracker), the face's smoothed coefficients
+ * and the emoji drawn from them; ms gains geometry and draw (and total them). result.coeffs: null without a face.
+ */
+async function liveFrame(source, w, h) {
+  const L = state.live;
+  const r = await L.tracker.process(source, w, h);
+  let t = performance.now();
+  r.coeffs = null;
+  if (r.landmarks) {
+    if (r.newTrack) L.face.restart();
+    r.coeffs = L.face.update(r.landmarks, t / 1000);
+  }
+  r.ms.geometry = performance.now() - t;
+  t = performance.now();
+  if (r.coeffs) {
+    const c = $('live-emoji');
+    const ctx = c.getContext('2d');
+    ctx.clearRect(0, 0, c.width, c.height);
+    drawLiveEmoji(ctx, r.coeffs, c.width);
+    L.drawn += 1;
+  }
+  L.seen = !!r.coeffs;
+  r.ms.draw = performance.now() - t;
+  r.ms.total += r.ms.geometry + r.ms.draw;
+  return r;
+}
+
+/** The suggestions while live is on: the table ranked with the face's cues (cues.js rankLive); ms gains rank. */
+function liveRanking(result) {
+  const t = performance.now();
+  const top = rankLive(state.ranker.table, state.ranker.smoothed, result.coeffs, SUGGESTIONS);
+  result.ms.rank = performance.now() - t;
+  result.ms.total += result.ms.rank;
+  return top;
+}
+
+function liveNote() {
+  const L = state.live;
+  if (!L.on) return '';
+  if (L.face.calibrating) return 'Calibrating: a neutral face for 2 s…';
+  if (L.recorder.recording) return 'Recording…';
+  return L.seen ? 'Live · your neutral face is kept on this device' : 'Live · looking for a face';
+}
+
+function liveUi(on) {
+  $('live').hidden = !on;
+  const t = $('live-toggle');
+  t.setAttribute('aria-pressed', String(on));
+  t.textContent = on ? '🙂 Live on' : '🙂 Live';
+  document.body.dataset.live = on ? 'on' : 'off';
+  if (on) {
+    const c = $('live-emoji');
+    c.getContext('2d').clearRect(0, 0, c.width, c.height);
+  }
+  $('live-note').textContent = liveNote();
+}
+
+async function setLive(on) {
+  const L = state.live;
+  if (!on) {
+    L.on = false;
+    L.recorder.cancel();
+    $('live-record').disabled = false;
+    if (state.pipeline) state.pipeline.reset();
+    liveUi(false);
+    return;
+  }
+  if (!state.pipeline || !state.pipeline.detector) {
+    status(state.pipeline ? 'The live emoji needs the face detector (run scripts/setup.sh --web).' : state.pipelineNote);
+    return;
+  }
+  if (!L.tracker) {
+    L.loading = L.loading || Runner.load(MESH_URL);
+    try {
+      L.tracker = new LiveTracker(state.pipeline, await L.loading);
+    } catch (e) {
+      L.loading = null;
+      console.warn('face mesh:', e.message);
+      status(`No live emoji: the face mesh did not load (${e.message}; run scripts/setup.sh --web).`);
+      return;
+    }
+  }
+  L.tracker.reset();
+  L.face.start();
+  L.drawn = 0;
+  L.seen = false;
+  L.on = true;
+  liveUi(true);
+  if (!state.running) await startCamera();
+  if (!state.running) setLive(false);
+}
+
+async function finishRecording() {
+  const L = state.live;
+  const frames = L.recorder.frames.length;
+  const blob = await L.recorder.finish();
+  if (L.sticker) URL.revokeObjectURL(L.sticker.url);
+  L.sticker = {url: URL.createObjectURL(blob), blob, frames};
+  const a = $('live-sticker');
+  a.href = L.sticker.url;
+  a.dataset.frames = String(frames);
+  a.hidden = false;
+  $('live-insert').hidden = false;
+  $('live-record').disabled = false;
+  $('live-record').textContent = '⏺ Record 2 s';
+  toast(`Sticker ready: ${frames} frames, ${Math.round(blob.size / 1024)} kB`);
+}
+
+$('live-toggle').addEventListener('click', () => setLive(!state.live.on));
+$('live-record').addEventListener('click', () => {
+  const L = state.live;
+  if (!L.on || L.recorder.recording) return;
+  L.recorder.start(performance.now());
+  $('live-record').disabled = true;
+  $('live-record').textContent = '⏺ Recording…';
+});
+$('live-insert').addEventListener('click', () => {
+  const s = state.live.sticker;
+  if (!s) return;
+  // A data URL: the sticker outlives the blob URL of the next recording.
+  const reader = new FileReader();
+  reader.onload = () => {
+    field.insertSticker(reader.result, 'live emoji');
+    toast('Inserted live emoji');
+  };
+  reader.readAsDataURL(s.blob);
+});
+
+// ---- camera loop ----------------------------------------------------------------------------
+
 async function step() {
   const video = $('video');
   if (!state.running) return;
   if (video.readyState >= 2 && video.videoWidth) {
     const w = video.videoWidth;
     const h = video.videoHeight;
+    const live = state.live.on && state.live.tracker;
     let result;
     try {
-      result = await state.pipeline.process(video, w, h);
+      result = live ? await liveFrame(video, w, h) : await state.pipeline.process(video, w, h);
     } catch (e) {
       console.error(e);
       stopCamera();
@@ -106,18 +254,30 @@ async function step() {
       return;
     }
     const now = performance.now();
-    state.stats.add(result.ms, now);
+    const L = state.live;
+    if (live && result.coeffs && L.recorder.recording && L.recorder.add(result.coeffs, now)) {
+      finishRecording().catch((e) => {
+        console.error(e);
+        $('live-record').disabled = false;
+        toast(`The sticker failed: ${e.message}`);
+      });
+    }
     drawOverlay(result, w, h);
     if (result.probs) {
       const dt = state.lastTime ? (now - state.lastTime) / 1000 : 0;
       state.lastTime = now;
       state.ranker.update(result.probs, dt);
-      renderSuggestions(state.ranker.top(SUGGESTIONS));
+      renderSuggestions(live ? liveRanking(result) : state.ranker.top(SUGGESTIONS));
       const s = state.stats.summary();
       document.body.dataset.expression = state.ranker.topLabel();
-      status(`${state.detectorNote}${state.ranker.topLabel()} · ${s.fps.toFixed(0)} fps`);
+      status(`${state.detectorNote}${state.ranker.topLabel()} · ${s.fps.toFixed(0)} fps${live ? ' · live' : ''}`);
     } else {
       status('No face in view');
+    }
+    state.stats.add(result.ms, now);
+    if (live) {
+      const note = liveNote();
+      if ($('live-note').textContent !== note) $('live-note').textContent = note;
     }
   }
   scheduleStep();
@@ -183,6 +343,7 @@ async function startCamera() {
 
 function stopCamera() {
   state.running = false;
+  if (state.live.on) setLive(false);
   if (state.stream) for (const t of state.stream.getTracks()) t.stop();
   state.stream = null;
   $('video').srcObject = null;
@@ -324,9 +485,17 @@ window.emotekit = {
   stats: () => state.stats.summary(),
   probs: () => (state.ranker && state.ranker.smoothed ? Array.from(state.ranker.smoothed) : null),
   labels: () => state.labels,
+  /** The live emoji's state: on, calibrating, the smoothed coefficients and raw measures of the last face, frames drawn. */
+  live: () => {
+    const L = state.live;
+    return {on: L.on, calibrating: L.face.calibrating, calibrated: !!L.face.neutral, coeffs: L.face.coeffs,
+      measures: L.face.measures, drawn: L.drawn, face: L.seen, tracks: L.tracker ? L.tracker.tracks : 0,
+      recording: L.recorder.recording, sticker: L.sticker && {frames: L.sticker.frames, bytes: L.sticker.blob.size}};
+  },
   /**
    * Runs the pipeline `n` times back to back on the camera's frames, tracking as the live loop does: the
-   * Stats summary, plus the median and mean of every stage (ms) and how many frames ran the detector.
+   * Stats summary, plus the median and mean of every stage (ms) and how many frames ran the detector. With the
+   * live emoji on, its pipeline: the tracked mesh, the expression, the geometry, the drawing and the ranking.
    */
   async benchmark(n = 50) {
     const video = $('video');
@@ -336,12 +505,18 @@ window.emotekit = {
     let found = 0;
     // The live loop pauses meanwhile: one pipeline, one frame at a time (its track is the loop's).
     const live = state.running;
+    const emoji = !!(state.live.on && state.live.tracker);
     state.running = false;
     await new Promise((r) => setTimeout(r, 100));
-    state.pipeline.reset();
+    if (emoji) state.live.tracker.reset();
+    else state.pipeline.reset();
     try {
       for (let i = 0; i < n; i++) {
-        const r = await state.pipeline.process(video, video.videoWidth, video.videoHeight);
+        let r;
+        if (emoji) {
+          r = await liveFrame(video, video.videoWidth, video.videoHeight);
+          if (r.probs) liveRanking(r);
+        } else r = await state.pipeline.process(video, video.videoWidth, video.videoHeight);
         s.add(r.ms);
         for (const [k, v] of Object.entries(r.ms)) (per[k] = per[k] || []).push(v);
         detected += r.detected ? 1 : 0;
@@ -357,7 +532,7 @@ window.emotekit = {
     };
     const stages = {};
     for (const [k, v] of Object.entries(per)) stages[k] = {median: median(v), mean: v.reduce((a, x) => a + x, 0) / v.length};
-    return {...s.summary(), n, detected, found, stages, width: video.videoWidth, height: video.videoHeight};
+    return {...s.summary(), n, detected, found, stages, live: emoji, width: video.videoWidth, height: video.videoHeight};
   },
   frames: {
     /** The page's crop contract (from the manifest), and the one it falls back on without a "crop" entry. */
