@@ -1,8 +1,10 @@
 // The keyboard page's per-frame cost on a fake camera (headless Chromium, LiteRT.js wasm): turns the camera
 // on, waits for a face, then runs window.emotekit.benchmark(N) (the live pipeline, tracking as the live loop
-// does, on the camera's frames back to back) and writes its JSON. Driven by benchmarks/bench_page_speed.py.
+// does, on the camera's frames back to back), then turns the live emoji on, waits out its calibration and runs it
+// again on the live pipeline (tracked mesh, expression, geometry, drawing, ranking), and writes its JSON. Driven by
+// benchmarks/bench_page_speed.py (--no-live: the first part only).
 //
-//   node benchmarks/page_speed.mjs --url 'http://127.0.0.1:PORT/?threads=0' --y4m clip.y4m --frames 200 --out result.json
+//   node benchmarks/page_speed.mjs --url 'http://127.0.0.1:PORT/?threads=0' --y4m clip.y4m --frames 200 --out result.json [--live 0]
 import {createRequire} from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +12,7 @@ import path from 'node:path';
 const require = createRequire(path.resolve('mobile_demo/package.json'));
 const {chromium} = require('playwright-core');
 
-const args = {chromium: '/usr/bin/chromium', frames: '200'};
+const args = {chromium: '/usr/bin/chromium', frames: '200', live: '1'};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
 
@@ -34,6 +36,13 @@ try {
   out.threads = await page.evaluate(() => window.crossOriginIsolated && new URLSearchParams(location.search).get('threads') !== '0');
   out.live = await page.evaluate(() => window.emotekit.stats());
   out.bench = await page.evaluate((n) => window.emotekit.benchmark(n), Number(args.frames)); // pauses the live loop
+  if (args.live !== '0') {
+    await page.click('[data-testid=live-toggle]');
+    await page.waitForFunction(() => window.emotekit.live().drawn > 0 && !window.emotekit.live().calibrating, null, {timeout: 30000});
+    await new Promise((r) => setTimeout(r, 1000));
+    out.live_loop = await page.evaluate(() => window.emotekit.stats()); // the live loop's own rate, camera-driven
+    out.live_bench = await page.evaluate((n) => window.emotekit.benchmark(n), Number(args.frames));
+  }
   out.user_agent = await page.evaluate(() => navigator.userAgent);
 } finally {
   await browser.close();

@@ -17,7 +17,7 @@ export const RECORD_SECONDS = 2;
 export const MIN_STICKER_FRAMES = 10;
 // The frame rectangle read on a tracked frame: the mesh ROI's and the last expression crop's, this much of the
 // ROI's side wider on each side (the face moves between frames; a crop outside it reads its own rectangle).
-const GRAB_MARGIN = 0.06;
+const GRAB_MARGIN = 0.03;
 
 /**
  * The whole-pixel rectangle {x, y, w, h} of a W x H frame that face_mesh.js cropInput reads for `roi`: every
@@ -231,7 +231,7 @@ export class LiveFace {
 
 /**
  * A sticker of the live emoji: the frames drawn during RECORD_SECONDS (at least MIN_STICKER_FRAMES) on a
- * transparent STICKER_SIZE square, then an APNG (apng.js) with each frame's own delay.
+ * transparent STICKER_SIZE square, mirrored as the page shows them, then an APNG (apng.js) with each frame's own delay.
  */
 export class Recorder {
   constructor(size = STICKER_SIZE, seconds = RECORD_SECONDS, minFrames = MIN_STICKER_FRAMES) {
@@ -260,7 +260,10 @@ export class Recorder {
   add(coeffs, now) {
     const {ctx, size} = this;
     ctx.clearRect(0, 0, size, size);
+    // Mirrored, as the page shows it beside the mirrored camera preview: the sticker is what the user saw.
+    ctx.setTransform(-1, 0, 0, 1, size, 0);
     drawLiveEmoji(ctx, coeffs, size);
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
     const last = this.frames.at(-1);
     if (last) last.delayMs = now - last.t;
     this.frames.push({rgba: ctx.getImageData(0, 0, size, size).data, t: now, delayMs: 0});
