@@ -683,7 +683,8 @@ def test_page_finds_a_small_face_as_python_does(page_crops):
     if faces:
         f, face = page["face"], faces[0]
         np.testing.assert_allclose([f["x"], f["y"], f["width"], f["height"]], [face.x, face.y, face.w, face.h], atol=0.05)
-        py = crop(frame, (face.x, face.y, face.w, face.h), CropContract.from_dict(page_crops["page"]["contract"]))
+        py = crop(frame, (face.x, face.y, face.w, face.h), CropContract.from_dict(page_crops["page"]["contract"]),
+                  keypoints=face.keypoints)
         assert np.abs(np.asarray(page["crop"], np.int64).reshape(py.shape) - py).max() <= 1
 
 
