@@ -23,6 +23,7 @@ encoder vectors SNR. A miss exits 2 and writes nothing unless --force.
 DIR receives NAME.tflite, NAME.report.json (size, ops, median latency on 1 and all threads,
 verification), labels.txt and NAME.labels.txt for classifiers, and manifest.json:
 {"version": 1, "models": [{name, task, path (relative), labels, input {name, shape, dtype,
-preprocessing, range}, outputs [{name, shape, dtype, range}], quant, size_bytes, metrics,
-command, commit}]}, one entry per file, merged by path.
+preprocessing, range}, outputs [{name, shape, dtype, range}], quant, size_bytes, sha256, metrics,
+command, commit}]}, one entry per file, merged by path. manifest.json is renamed into place last, so
+a kill leaves the previous export or the new one (export.manifest.write_outputs).
 """

@@ -1,19 +1,21 @@
 """What an export writes: NAME.tflite, NAME.report.json, the labels files, a run's side files
 (StyleGAN directions, VAE latents) and its manifest.json entries, every file renamed into place only
-once all are written."""
+once all are written, manifest.json last (write_outputs: what a kill at each step leaves)."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
 import json
 import os
-import shutil
+import tempfile
 
 import click
 
 from core.cli import UserError
 from core.crop import CropContract
-from core.files import atomic_path, check_can_write, ensure_writable_dir, json_kind
+from core.files import check_can_write, ensure_writable_dir, json_kind
 from export.tflite import Target
 
 
@@ -71,7 +73,10 @@ def manifest_entry(target: Target, r: dict) -> dict:
         "name": r["name"], "task": r["task"], "path": r["file"], "labels": target.labels if target.family == "classifier" else None,
         "input": r["input"], "outputs": r["outputs"], "quant": r["quant"], "size_bytes": r["size_bytes"],
         "metrics": metrics, "command": r["command"], "commit": r["commit"],
-    } | ({"latents": r["latents"]} if r.get("latents") else {}) | ({"flip_average": True} if target.flip_average else {})
+    }
+    # the bytes the entry describes (write_outputs: how a kill between renames is told apart)
+    entry |= {"sha256": r["sha256"]} if r.get("sha256") else {}
+    entry |= ({"latents": r["latents"]} if r.get("latents") else {}) | ({"flip_average": True} if target.flip_average else {})
     shape = tuple(r["input"].get("shape") or target.input_shape)
     if r["task"] == "expression" and len(shape) == 4 and shape[1] == shape[2] and shape[3] == 1:
         # The crop that turns a face detector's box into this model's input, read by emojify and the page.
@@ -107,36 +112,151 @@ def read_manifest(manifest_path: str) -> dict:
     return manifest
 
 
+TMP_PREFIX = ".tmp-export-"  # + the writer's pid: a leftover of a killed export is known as one
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stale_entries(out_dir: str, entries=None) -> list:
+    """The paths of `entries` (default: every entry of OUT_DIR's manifest.json) whose file is not the
+    one the entry describes: missing, or its sha256 differs (its size_bytes, for an entry written before
+    sha256 was recorded). Empty unless an export into OUT_DIR was killed between its renames (see
+    write_outputs) or a file was changed by hand."""
+    if entries is None:
+        entries = read_manifest(os.path.join(out_dir, "manifest.json"))["models"]
+    stale = []
+    for m in entries:
+        path = os.path.join(out_dir, str(m.get("path", "")))
+        if not m.get("path") or not os.path.isfile(path):
+            stale.append(m.get("path"))
+        elif m.get("sha256"):
+            with open(path, "rb") as f:
+                if sha256_bytes(f.read()) != m["sha256"]:
+                    stale.append(m["path"])
+        elif isinstance(m.get("size_bytes"), int) and os.path.getsize(path) != m["size_bytes"]:
+            stale.append(m["path"])
+    return stale
+
+
+def remove_leftovers(out_dir: str) -> list:
+    """Removes the temporary files (TMP_PREFIX + pid) that an export killed before its renames left in
+    OUT_DIR; those of an export still running (its pid alive) are left alone. Returns the removed names."""
+    removed = []
+    for path in glob.glob(os.path.join(glob.escape(out_dir), TMP_PREFIX + "*")):
+        pid = os.path.basename(path)[len(TMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or reused by another process): not ours to remove
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        with contextlib.suppress(OSError):
+            os.remove(path)
+            removed.append(os.path.basename(path))
+    return removed
+
+
+def _stage(out_dir: str, data: bytes, suffix: str) -> str:
+    """DATA in a new temporary file of OUT_DIR (flushed to disk), with a finished file's mode."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=suffix, dir=out_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+    except BaseException:
+        os.remove(tmp)
+        raise
+    return tmp
+
+
+def _fsync_dir(path: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _merge(manifest: dict, entry: dict) -> None:
+    manifest["models"] = [m for m in manifest.get("models", []) if m.get("path") != entry["path"]] + [entry]
+
+
 def write_outputs(out_dir: str, results, side_files=(), manifest: dict | None = None):
-    """All files at temporary names first; renamed into place only once every one is written.
-    `manifest`: the folder's manifest as check_output_folder read it (read again when None)."""
+    """Writes an export into OUT_DIR so that a kill at any point leaves the previous state or the new one,
+    as manifest.json tells it. `manifest`: the folder's manifest as check_output_folder read it (read
+    again when None).
+
+    Every file is first written in full (and flushed to disk) at a temporary name, TMP_PREFIX + pid;
+    only then are they renamed into place, one os.replace each, in this order:
+
+    1. the files a manifest entry describes by sha256 and size_bytes: NAME.tflite, and side files
+       with an entry of their own (a StyleGAN run's directions.json);
+    2. their companions, which no entry hashes: NAME.report.json, labels.txt and NAME.labels.txt,
+       a VAE's latents.json;
+    3. manifest.json, last: its rename is the moment the new export exists.
+
+    What a reader sees after a kill:
+    - while writing, or before the first rename: the previous state, untouched (plus temporary files,
+      which the next export into the folder removes: remove_leftovers);
+    - between two renames: the previous manifest.json, with some files already the new ones. Such
+      a state is detectable, not silent: an entry whose file was replaced no longer matches its
+      sha256 (stale_entries lists it; size_bytes alone would not do, a re-trained model of the same
+      architecture has the same size), and, since the hashed files go first, a companion is only new
+      once every hashed file is, so some entry is stale whenever any file is new (unless the new
+      model is byte for byte the old one, whose companions then describe it as well). Rerunning
+      the export ends it; an export of other models into the folder warns about stale entries it keeps;
+    - after the manifest's rename: the new state, every entry matching its file.
+    The manifest never names a file it does not describe except in that detectable window."""
     ensure_writable_dir(out_dir)
+    remove_leftovers(out_dir)
     manifest_path = os.path.join(out_dir, "manifest.json")
     manifest = read_manifest(manifest_path) if manifest is None else manifest
-    with contextlib.ExitStack() as stack:
+    hashed, companions, written = [], [], set()
+    staged_manifest = []
+    try:
         for target, report, blob in results:
             stem = os.path.join(out_dir, report["name"])
-            tmp = stack.enter_context(atomic_path(stem + ".tflite"))
-            with open(tmp, "wb") as f:
-                f.write(blob)
+            report["sha256"] = sha256_bytes(blob)
+            hashed.append((_stage(out_dir, blob, ".tflite"), stem + ".tflite"))
             if target.family == "classifier" and target.labels:
+                text = ("\n".join(target.labels) + "\n").encode()
                 for p in (stem + ".labels.txt", os.path.join(out_dir, "labels.txt")):
-                    tmp = stack.enter_context(atomic_path(p, suffix=".txt"))
-                    with open(tmp, "w") as f:
-                        f.write("\n".join(target.labels) + "\n")
-            tmp = stack.enter_context(atomic_path(stem + ".report.json"))
-            with open(tmp, "w") as f:
-                json.dump(report, f, indent=2)
-                f.write("\n")
+                    companions.append((_stage(out_dir, text, ".txt"), p))
+            companions.append((_stage(out_dir, (json.dumps(report, indent=2) + "\n").encode(), ".json"), stem + ".report.json"))
             entry = manifest_entry(target, report)
-            manifest["models"] = [m for m in manifest.get("models", []) if m.get("path") != entry["path"]] + [entry]
+            _merge(manifest, entry)
+            written.add(entry["path"])
         for src, fname, entry in side_files:
-            shutil.copyfile(src, stack.enter_context(atomic_path(os.path.join(out_dir, fname))))
-            if entry is not None:
-                manifest["models"] = [m for m in manifest.get("models", []) if m.get("path") != entry["path"]] + [entry]
-        tmp = stack.enter_context(atomic_path(manifest_path))
-        with open(tmp, "w") as f:
-            json.dump(manifest, f, indent=2)
-            f.write("\n")
+            with open(src, "rb") as f:
+                data = f.read()
+            staged = (_stage(out_dir, data, os.path.splitext(fname)[1]), os.path.join(out_dir, fname))
+            if entry is None:
+                companions.append(staged)
+                continue
+            hashed.append(staged)
+            _merge(manifest, entry | {"size_bytes": len(data), "sha256": sha256_bytes(data)})
+            written.add(entry["path"])
+        kept = [m for m in manifest.get("models", []) if m.get("path") not in written]
+        for path in stale_entries(out_dir, kept):
+            click.secho(f"warning: {manifest_path} names {path}, which is not the file it describes (missing, or replaced "
+                        "by an export that was killed before it finished): export that model again", fg="yellow", err=True)
+        staged_manifest.append((_stage(out_dir, (json.dumps(manifest, indent=2) + "\n").encode(), ".json"), manifest_path))
+        for tmp, final in hashed + companions + staged_manifest:
+            os.replace(tmp, final)
+        _fsync_dir(out_dir)
+    finally:
+        for tmp, _ in hashed + companions + staged_manifest:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     for _, report, _ in results:
         click.echo(f"wrote {os.path.join(out_dir, report['file'])} ({report['size_bytes'] / 1024:.1f} KiB) and its report; manifest {manifest_path}")
