@@ -293,7 +293,8 @@ def test_jit_compile_off_is_honoured(tiny_folder, tmp_path, monkeypatch):
 
 def test_resolve_jit_compile_rules(tmp_path, monkeypatch):
     """auto keeps the faster of the timed modes (off when XLA fails), records it in RUN/options.json;
-    a resume keeps the recorded choice; on/off win; a distribution strategy means off; old runs' values."""
+    a resume keeps the recorded choice; on/off win; a distribution strategy means off (old runs' values:
+    tests/test_legacy.py)."""
     import train.jit as J
 
     run = tmp_path / "run"
@@ -320,9 +321,6 @@ def test_resolve_jit_compile_rules(tmp_path, monkeypatch):
     assert saved["jit_compile"] == "on" and saved["jit_compile_resolved"] == "on"
     assert J.resolve_jit_compile({"jit_compile": "auto", "strategy": "mirrored"}, "", False, object(), None, (4, 32, 32, 3)) is False
     assert J.resolve_jit_compile({"jit_compile": "on", "strategy": "mirrored"}, "", False, object(), None, (4, 32, 32, 3)) is True
-    # runs saved by the old --jit-compile/--no-jit-compile (true, false, or unset = XLA without a strategy)
-    assert [J.normalize(v, "on") for v in (True, False, None, "auto", "OFF")] == ["on", "off", "on", "auto", "off"]
-    assert J.resolve_jit_compile({"jit_compile": None}, "", True, None, None, (4, 32, 32, 3), legacy="on") is True
 
 
 def test_resume_finished_run_continues_epochs(finished_run, tmp_path, monkeypatch):

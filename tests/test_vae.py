@@ -237,7 +237,7 @@ def test_cli_val_split_holds_out_and_reports(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["vae", "--preset", "nope"], "unknown VAE preset 'nope'"),
+    (["vae", "--preset", "nope"], "unknown --preset 'nope' for vae"),
     (["vae", "--preset", "tiny-32", "--image-size", "30"], "multiple of 4"),
     (["vae", "--preset", "tiny-32", "--data", "/no/such/folder"], "not found: /no/such/folder"),
 ])
