@@ -139,4 +139,5 @@ def write_outputs(out_dir: str, results, side_files=(), manifest: dict | None = 
             json.dump(manifest, f, indent=2)
             f.write("\n")
     for _, report, _ in results:
-        click.echo(f"wrote {os.path.join(out_dir, report['file'])} ({report['size_bytes'] / 1024:.1f} KiB) and its report; manifest {manifest_path}")
+        click.echo(f"wrote {os.path.join(out_dir, report['file'])} ({report['size_bytes'] / 1024:.1f} KiB) and its report; manifest "
+                   f"{manifest_path}")

@@ -121,7 +121,8 @@ def test_one_train_step_gives_finite_losses(preset):
     p = get_preset(preset)
     g, d = p.build(32, width=16, d_width=16)
     gan = DCGAN(d, g, p.nz, augment="color,translation,cutout", label_smoothing=0.1, label_noise=0.05, ema_decay=0.9, seed=1)
-    gan.compile(keras.optimizers.Adam(p.lr, beta_1=p.beta_1), keras.optimizers.Adam(p.lr, beta_1=p.beta_1), keras.losses.BinaryCrossentropy())
+    gan.compile(keras.optimizers.Adam(p.lr, beta_1=p.beta_1), keras.optimizers.Adam(p.lr, beta_1=p.beta_1),
+                keras.losses.BinaryCrossentropy())
     before = [w.numpy().copy() for w in g.trainable_weights]
     ema_before = [w.numpy().copy() for w in gan.ema_generator.weights]
     x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
@@ -189,7 +190,8 @@ def finished_run(tiny_folder, tmp_path_factory):
 
 
 def test_run_directory_contents(finished_run):
-    for name in ("generator.keras", "options.json", "log.csv", "samples/epoch_0001.png", "progress.gif", "metrics.json", "novelty.png", "tensorboard"):
+    for name in ("generator.keras", "options.json", "log.csv", "samples/epoch_0001.png", "progress.gif", "metrics.json", "novelty.png",
+                 "tensorboard"):
         assert os.path.exists(os.path.join(finished_run, name)), name
     with open(os.path.join(finished_run, "options.json")) as f:
         opts = json.load(f)

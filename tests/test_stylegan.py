@@ -379,7 +379,8 @@ def test_jit_auto_is_untimed_only_for_a_short_run(tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
     (run / "options.json").write_text(json.dumps({"kind": "stylegan", "jit_compile": "auto"}))
-    assert J.resolve_jit_compile({"jit_compile": "auto"}, str(run), False, None, None, (4, 16, 16, 3), run_steps=J.SHORT_RUN_STEPS - 1) is False
+    assert J.resolve_jit_compile({"jit_compile": "auto"}, str(run), False, None, None, (4, 16, 16, 3),
+                                 run_steps=J.SHORT_RUN_STEPS - 1) is False
     assert timed == [] and json.load(open(run / "options.json"))["jit_compile_short_run"] == J.SHORT_RUN_STEPS - 1
     assert J.resolve_jit_compile({"jit_compile": "auto"}, str(run), False, None, None, (4, 16, 16, 3), run_steps=J.SHORT_RUN_STEPS) is True
     assert J.resolve_jit_compile({"jit_compile": "auto"}, str(run), False, None, None, (4, 16, 16, 3)) is True

@@ -54,8 +54,10 @@ class DCGANOptions(TrainOptions):
               help=f"DiffAugment before the discriminator; auto = on for data sets under {SMALL_DATA} images.")
 @click.option("--policy", default="color,translation,cutout", show_default=True, help="DiffAugment policy.")
 @click.option("--label-smoothing", type=FiniteFloatRange(0, 0.49), default=0.1, show_default=True, help="One-sided: real targets 1 - x.")
-@click.option("--label-noise", type=FiniteFloatRange(0, 0.49), default=0.0, show_default=True, help="Probability of flipping a discriminator target.")
-@click.option("--ema-decay", type=FiniteFloatRange(0, 0.9999), default=0.0, show_default=True, help="Keep an EMA generator (e.g. 0.999); 0 = off.")
+@click.option("--label-noise", type=FiniteFloatRange(0, 0.49), default=0.0, show_default=True,
+              help="Probability of flipping a discriminator target.")
+@click.option("--ema-decay", type=FiniteFloatRange(0, 0.9999), default=0.0, show_default=True,
+              help="Keep an EMA generator (e.g. 0.999); 0 = off.")
 @click.option("--width", type=click.IntRange(min=4), default=None, help="Generator width (ngf; default the preset's).")
 @click.option("--d-width", type=click.IntRange(min=4), default=None, help="Discriminator width (ndf; default the preset's).")
 @jit_compile_option()
@@ -107,7 +109,8 @@ def fit(run: Run, o: DCGANOptions, preset, data: TrainingData) -> str:
             gan = DCGAN(discriminator, generator, preset.nz, augment=o.policy if augment else "", label_smoothing=o.label_smoothing,
                         label_noise=o.label_noise, ema_decay=o.ema_decay, seed=o.seed)
             prepare_model(gan, run.strategy)
-            gan.compile(d_optimizer=keras.optimizers.Adam(o.lr, beta_1=preset.beta_1), g_optimizer=keras.optimizers.Adam(o.lr, beta_1=preset.beta_1),
+            gan.compile(d_optimizer=keras.optimizers.Adam(o.lr, beta_1=preset.beta_1),
+                        g_optimizer=keras.optimizers.Adam(o.lr, beta_1=preset.beta_1),
                         loss_fn=keras.losses.BinaryCrossentropy(), jit_compile=jit_compile)
         return gan
 
@@ -203,7 +206,8 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
             # An untrained generator's samples all look alike: warn on a drop, or when it never got going.
             if ratio < self.collapse_threshold and (self.peak >= self.collapse_threshold or epoch + 1 >= 5):
                 click.echo(f"\nwarning: sample diversity collapsed at epoch {epoch + 1}: mean pairwise distance is {ratio:.2f} of the "
-                           f"data's (threshold {self.collapse_threshold}); consider more augmentation, a lower --lr or --label-noise", err=True)
+                           f"data's (threshold {self.collapse_threshold}); consider more augmentation, a lower --lr or --label-noise",
+                           err=True)
             self.last = imgs
 
         def on_train_end(self, logs=None):
@@ -231,9 +235,11 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
 
 @click.command("dcgan-sample")
 @click.argument("run", type=click.Path())
-@click.option("--id", "first_id", type=click.IntRange(0, 2**32 - 1), required=True, help="Emote id (0..4294967295): its noise is fixed forever.")
+@click.option("--id", "first_id", type=click.IntRange(0, 2**32 - 1), required=True,
+              help="Emote id (0..4294967295): its noise is fixed forever.")
 @click.option("--count", type=click.IntRange(1, 10000), default=1, show_default=True, help="Ids id, id+1, ... id+count-1.")
-@click.option("--out", required=True, type=click.Path(), help="A .png file (count 1, or stem-<id>.png for each id) or a folder (emote-<id>.png).")
+@click.option("--out", required=True, type=click.Path(),
+              help="A .png file (count 1, or stem-<id>.png for each id) or a folder (emote-<id>.png).")
 @click.option("--ema/--no-ema", default=True, show_default=True, help="Use generator_ema.keras when the run has one.")
 @click.option("--scale", type=click.IntRange(1, 16), default=1, show_default=True, help="Nearest-neighbour upscaling factor.")
 def dcgan_sample(run, first_id, count, out, ema, scale):
@@ -283,5 +289,6 @@ def sample_ids(run, first_id, count, out, ema=True, scale=1) -> list[str]:
     return paths
 
 
-FAMILY = Family("dcgan", DCGANOptions, PRESETS, gan_images("dcgan"), fit, describe, validate=validate, resolve=resolve, check_size=check_size)
+FAMILY = Family("dcgan", DCGANOptions, PRESETS, gan_images("dcgan"), fit, describe, validate=validate, resolve=resolve,
+                check_size=check_size)
 COMMANDS = [dcgan, dcgan_sample]

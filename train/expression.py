@@ -65,7 +65,8 @@ class ExpressionOptions(TrainOptions):
 @click.option("--augment", type=click.Choice([*AUGMENTS, *legacy.AUGMENT_ALIASES]), default="affine", show_default=True,
               callback=lambda ctx, param, value: legacy.canonical_augment(value),
               help="affine: random flip, rotation, zoom and shift; none. (004 is affine's old name.)")
-@click.option("--fine-tune-epochs", type=click.IntRange(min=0), default=None, help="vggface-resnet50: epochs with the top blocks unfrozen (default half).")
+@click.option("--fine-tune-epochs", type=click.IntRange(min=0), default=None,
+              help="vggface-resnet50: epochs with the top blocks unfrozen (default half).")
 @click.option("--fine-tune-stages", type=click.Choice(["5", "4-5"]), default="5", show_default=True,
               help="vggface-resnet50: ResNet stages unfrozen in phase 2 (at --lr / 10).")
 @click.option("--teacher", default=None, metavar="RUN_OR_MODEL",
@@ -73,8 +74,10 @@ class ExpressionOptions(TrainOptions):
 @click.option("--soft-labels", default=None, metavar="FILE.npz",
               help="Distillation from a teacher's probabilities on the training images, precomputed by `python -m train.npz_teacher` "
                    "(e.g. on an accelerator) from `python -m data_pipelines npz` of the same --data.")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True, help="Distillation softmax temperature.")
-@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Weight of the hard-label loss with --teacher (the rest is distillation).")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+              help="Distillation softmax temperature.")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Weight of the hard-label loss with --teacher (the rest is distillation).")
 @click.option("--init", "init_model", type=click.Path(dir_okay=False), default=None, metavar="MODEL.keras",
               help="Start from this classifier's weights (same --arch; a flip-averaged .keras gives its inner net), "
                    "e.g. to fine-tune the shipped model on other framing.")
@@ -110,7 +113,8 @@ def load_data(o: ExpressionOptions) -> TrainingData:
     csv_train = len(o.data) == 1 and o.data[0].lower().endswith(".csv")
     train = _load(o.data, o.image_size, channels, o.usage or ("Training" if csv_train else None), o)
     val_specs = o.val_data or (o.data if csv_train else ())
-    val = _load(val_specs, o.image_size, channels, "PublicTest" if val_specs == o.data else None, o, train.class_names) if val_specs else None
+    val_usage = "PublicTest" if val_specs == o.data else None
+    val = _load(val_specs, o.image_size, channels, val_usage, o, train.class_names) if val_specs else None
     click.echo(f"train: {len(train)} images, classes {list(train.class_names)}; skipped {len(train.skipped)} unreadable"
                + (f"; val: {len(val)}" if val else ""))
     for line in train.skipped[:5]:
@@ -286,7 +290,8 @@ def load_teacher(path: str, num_classes: int):
         raise UserError(f"--teacher: not a Keras model file: {path} ({type(e).__name__})") from None
     out = teacher.output_shape
     if len(teacher.input_shape) != 4 or out[-1] != num_classes:
-        raise UserError(f"--teacher {path}: expected an image classifier with {num_classes} outputs, got input {teacher.input_shape} output {out}")
+        raise UserError(f"--teacher {path}: expected an image classifier with {num_classes} outputs, got input {teacher.input_shape} "
+                        f"output {out}")
     teacher.trainable = False
     return teacher
 

@@ -116,8 +116,8 @@ def resolve_jit_compile(options: dict, run_dir: str, resumed: bool, strategy, bu
     elif run_steps is not None and run_steps < SHORT_RUN_STEPS:
         resolved = "off"
         record["jit_compile_short_run"] = int(run_steps)
-        click.echo(f"jit-compile auto: XLA off, untimed (a short run: {run_steps} step{'s' if run_steps != 1 else ''}, fewer than the {SHORT_RUN_STEPS} "
-                   "that timing XLA's compile could pay back; --jit-compile on to force it)")
+        click.echo(f"jit-compile auto: XLA off, untimed (a short run: {run_steps} step{'s' if run_steps != 1 else ''}, fewer than the "
+                   f"{SHORT_RUN_STEPS} that timing XLA's compile could pay back; --jit-compile on to force it)")
     else:
         from core.cpu import cpu_kind
 

@@ -48,7 +48,8 @@ def choose_backend(name: str) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: new or empty, or with --resume the one to continue.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run folder: new or empty, or with --resume the one to continue.")
 @click.option("--arch", default="vgg-fer", show_default=True, help="emonet-s, emonet-s2, emonet-xs, vgg-fer or vggface-resnet50.")
 @click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
@@ -57,7 +58,8 @@ def choose_backend(name: str) -> str:
 @click.option("--label-smoothing", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.option("--class-weight", type=click.Choice(["none", "balanced", "sqrt"]), default="sqrt", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Minutes: stop after the epoch that would pass it; --resume continues.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+              help="Minutes: stop after the epoch that would pass it; --resume continues.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its backup/.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="Keras backend; auto = $KERAS_BACKEND, else JAX, TensorFlow or PyTorch, the first installed.")

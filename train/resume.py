@@ -88,7 +88,8 @@ def good_backup(folder: str, say: bool = False) -> tuple[str, int] | None:
             stamped = _stamped_epoch(path)
         except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError... for a bad file
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            reason = reason.split("(", 1)[1].split(",")[0].rstrip(")") if "(" in reason else reason[:80]  # h5py: "Unable to ... (truncated file: eof = ...)"
+            # h5py: "Unable to ... (truncated file: eof = ...)": the part in brackets says what is wrong
+            reason = reason.split("(", 1)[1].split(",")[0].rstrip(")") if "(" in reason else reason[:80]
             damaged.append(f"{os.path.basename(path)}: {reason}")
             continue
         epoch = stamped if stamped is not None else _metadata_epoch(folder) if path == latest else None

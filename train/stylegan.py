@@ -252,7 +252,8 @@ def stylegan_directions(run, n, psi, fraction, components, seed):
     for name, e in data["directions"].items():
         extra = f", accuracy {e['accuracy']:.2f}" if "accuracy" in e else f", variance {e['variance_fraction']:.3f}"
         eff = e.get("effect")
-        eff_s = f"; +2 moves its score by {eff['own_score_std']:+.2f} std (largest other: {eff['largest_other']} {eff['largest_other_std']:+.2f})" if eff else ""
+        eff_s = (f"; +2 moves its score by {eff['own_score_std']:+.2f} std (largest other: {eff['largest_other']} "
+                 f"{eff['largest_other_std']:+.2f})") if eff else ""
         click.echo(f"{name}: {e['kind']}{extra}{eff_s}")
     click.echo(f"wrote {os.path.join(run, 'directions.json')}")
 
@@ -383,6 +384,6 @@ def stylegan_sheet(run, names, seeds, steps, psi, out, scale):
     click.echo(f"wrote {out}: {len(names) * len(ids)} rows ({', '.join(names)}) x {len(values)} values {values[0]:+g}..{values[-1]:+g}")
 
 
-FAMILY = Family("stylegan", StyleGANOptions, PRESETS, gan_images("stylegan"), fit, lambda o: o.preset, validate=validate, preset_name=preset_name,
-                 resolve=resolve, check_size=check_size, distributed=False)
+FAMILY = Family("stylegan", StyleGANOptions, PRESETS, gan_images("stylegan"), fit, lambda o: o.preset, validate=validate,
+                preset_name=preset_name, resolve=resolve, check_size=check_size, distributed=False)
 COMMANDS = [stylegan, stylegan_directions, stylegan_edit, stylegan_sheet]

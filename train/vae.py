@@ -98,7 +98,8 @@ def load_data(o: VAEOptions) -> TrainingData:
         # drowned by thousands of character faces in the shared latent space.
         biggest = max(counts)
         sets = [s if len(s) == biggest else _repeat(s, min(BALANCE_CAP, round(biggest / len(s)))) for s in sets]
-    data = ImageSet(np.concatenate([s.images for s in sets]), None, (), sum((s.names for s in sets), []), sum((s.skipped for s in sets), []))
+    data = ImageSet(np.concatenate([s.images for s in sets]), None, (), sum((s.names for s in sets), []),
+                    sum((s.skipped for s in sets), []))
     parts = ", ".join(f"{spec}: {c}" + (f" (x{len(s) // c})" if len(s) != c else "") for spec, c, s in zip(o.data, counts, sets))
     held = f"; held out {len(heldout)}" if heldout is not None else ""
     click.echo(f"data: {len(data)} images {size}x{size} ({parts}){held}; skipped {len(data.skipped)} unreadable")
@@ -140,7 +141,8 @@ def fit(run: Run, o: VAEOptions, preset, data: TrainingData) -> str:
     n, bs, size, heldout = len(data), o.batch_size, o.image_size, data.val
     steps = math.ceil(max(n, o.epoch_size) / bs)
     augment = layers.RandomFlip("horizontal", seed=o.seed) if o.flip else None
-    ds = distribute_arrays(run.strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=o.seed, augment=augment, repeat=True),
+    ds = distribute_arrays(run.strategy,
+                           lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=o.seed, augment=augment, repeat=True),
                            data.train.images, None, bs)
 
     with scope(run.strategy):  # variables (model and optimizer) under the strategy

@@ -24,6 +24,6 @@ from keras_models.stylegan.networks import (
 )
 from keras_models.stylegan.presets import PRESET_FOR_SIZE, PRESETS, Preset, StyleGANConfig, get_preset
 
-__all__ = ["PRESETS", "PRESET_FOR_SIZE", "Preset", "ConstantInput", "EqualConv2D", "EqualDense", "MinibatchStd", "ModulatedConv2D", "PixelNorm", "SelectW",
-           "StyleGAN", "StyleGANConfig", "Truncation", "build", "discriminator_network", "generator", "get_config", "get_preset",
-           "mapping_network", "synthesis_from_w", "synthesis_network"]
+__all__ = ["PRESETS", "PRESET_FOR_SIZE", "ConstantInput", "EqualConv2D", "EqualDense", "MinibatchStd", "ModulatedConv2D", "PixelNorm",
+           "Preset", "SelectW", "StyleGAN", "StyleGANConfig", "Truncation", "build", "discriminator_network", "generator", "get_config",
+           "get_preset", "mapping_network", "synthesis_from_w", "synthesis_network"]
