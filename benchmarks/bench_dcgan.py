@@ -176,7 +176,8 @@ def main():
         vs = f"{r['over_torch']:.2f}" if r["over_torch"] is not None else "-"
         print(f"| {r['label']} | {r['images_per_s']:.1f} | {vs} | {r['cpu']} |")
     if auto is not None:
-        trial = ", ".join(f"{'XLA' if m == 'on' else 'plain'} {v:.1f}" for m, v in res["keras_auto_trial_images_per_s"].items() if v is not None)
+        trial = ", ".join(f"{'XLA' if m == 'on' else 'plain'} {v:.1f}"
+                          for m, v in res["keras_auto_trial_images_per_s"].items() if v is not None)
         print(f"auto's own trial (2 warm-up + 3 timed steps each): {trial} images/s on {kind_of_cpu}")
     if a.json:
         with open(a.json, "w") as f:

@@ -268,7 +268,8 @@ def main():
     em = python_pipeline(args.model, manifest)
     print(f"{len(frames)} frames {FRAME[0]}x{FRAME[1]}; model {args.model}; crop contract {em.contract.to_dict()}", flush=True)
     rel = lambda p: os.path.relpath(os.path.abspath(p), ROOT)  # noqa: E731
-    doc = {"cpu": cpu, "command": " ".join([rel(sys.argv[0]), *sys.argv[1:]]), "model": rel(args.model), "manifest": rel(manifest), "limit": args.limit, "seed": args.seed, "frame": list(FRAME), "face_px": list(FACE_PX),
+    doc = {"cpu": cpu, "command": " ".join([rel(sys.argv[0]), *sys.argv[1:]]), "model": rel(args.model), "manifest": rel(manifest),
+           "limit": args.limit, "seed": args.seed, "frame": list(FRAME), "face_px": list(FACE_PX),
            "contract": em.contract.to_dict(), "date": datetime.date.today().isoformat()}
     if args.sweep:
         doc["note"] = "each grid point replaces the contract's scale and shift; its size, grey, resize and border stay"
@@ -278,8 +279,10 @@ def main():
         best = max(s["grid"], key=lambda r: r["accuracy"])
         close = min(s["grid"], key=lambda r: r["crop_mad_to_fer_square"])
         print(f"FER square / box side: median {s['fer_square_over_box_side']['median']:.3f}; FER centre below box centre: "
-              f"median {s['fer_centre_below_box_centre']['median']:+.3f} x side; right: {s['fer_centre_right_of_box_centre']['median']:+.3f}")
-        print(f"accuracy: 48x48 {100 * s['accuracy_48x48']:.2f} %, FER square cut from the frame {100 * s['accuracy_fer_square_crop']:.2f} %, "
+              f"median {s['fer_centre_below_box_centre']['median']:+.3f} x side; right: "
+              f"{s['fer_centre_right_of_box_centre']['median']:+.3f}")
+        print(f"accuracy: 48x48 {100 * s['accuracy_48x48']:.2f} %, FER square cut from the frame "
+              f"{100 * s['accuracy_fer_square_crop']:.2f} %, "
               f"best grid point {100 * best['accuracy']:.2f} % (scale {best['scale']}, shift {best['shift']}), "
               f"closest crop: scale {close['scale']}, shift {close['shift']}")
     else:

@@ -70,7 +70,8 @@ def main():
     for _ in range(a.rounds):
         for arch in archs:
             for jit in jits:
-                cmd = [sys.executable, __file__, "--child", arch, jit, "--batch-size", str(a.batch_size), "--steps", str(a.steps), "--warmup", str(a.warmup)]
+                cmd = [sys.executable, __file__, "--child", arch, jit, "--batch-size", str(a.batch_size), "--steps", str(a.steps),
+                       "--warmup", str(a.warmup)]
                 out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
                 lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
                 if not lines:

@@ -115,6 +115,6 @@ def run_cli(group: click.Group, prog_name: str):
     except KeyboardInterrupt:
         click.echo("interrupted: resume with --resume RUN_DIR", err=True)
         sys.exit(130)
-    except user_errors() as e:
-        click.echo(f"error: {e}", err=True)
+    except user_errors() as e:  # the first line: a ConfigError of a library may say more below it
+        click.echo(f"error: {(str(e).splitlines() or [''])[0]}", err=True)
         sys.exit(2)

@@ -167,7 +167,8 @@ def npz_cmd(sources, val_sources, out, image_size, channels, usage, limit, filte
     for line in train.skipped + (val.skipped if val else []):
         _err(f"skipped: {line}")
     write_npz(out, train.images, train.labels, train.class_names, val.images if val else None, val.labels if val else None,
-              source=" ".join(sources) + (" --val " + " ".join(val_sources) if val_sources else ""), filter=filter_, compression=compression)
+              source=" ".join(sources) + (" --val " + " ".join(val_sources) if val_sources else ""), filter=filter_,
+              compression=compression)
     click.echo(f"wrote {out}: {len(train)} training images" + (f", {len(val)} validation" if val else "")
                + f", {len(train.class_names)} classes, {os.path.getsize(out) / 2**20:.1f} MiB")
 

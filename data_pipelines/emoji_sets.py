@@ -244,7 +244,8 @@ def set_entries(name: str, category: str = "faces", root: str | None = None) -> 
     root = root or emoji_dir()
     if name not in EMOJI_SETS:
         why = f" ({LEFT_OUT[name]}, so it is left out)" if name in LEFT_OUT else ""
-        raise DataError(f"unknown emoji set {name!r}{why}; built in: {', '.join(EMOJI_SETS)} and all (emoji:<set>[/faces|/all|/<category>])")
+        raise DataError(f"unknown emoji set {name!r}{why}; built in: {', '.join(EMOJI_SETS)} and all "
+                        f"(emoji:<set>[/faces|/all|/<category>])")
     if name == "twemoji":
         return emoji_entries(category)
     if name not in installed_sets(root):
@@ -438,7 +439,8 @@ def install(root: str | None = None, force: bool = False, log=print) -> dict:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(pairs, f)
         try:
-            r = subprocess.run(["node", os.path.join(root, "render.mjs"), f.name, str(RENDER_SIZE)], cwd=root, capture_output=True, text=True)
+            r = subprocess.run(["node", os.path.join(root, "render.mjs"), f.name, str(RENDER_SIZE)], cwd=root, capture_output=True,
+                               text=True)
         finally:
             os.remove(f.name)
         if r.returncode != 0:

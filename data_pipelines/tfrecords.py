@@ -141,14 +141,16 @@ def read_spec(path: str) -> dict:
     spec_path = f"{path.rstrip('/')}/{SPEC_NAME}"
     try:
         if not gfile.exists(spec_path):
-            what = "path not found" if not gfile.exists(path) else f"no {SPEC_NAME} (not a TFRecord folder from `python -m data_pipelines tfrecords`)"
+            what = ("path not found" if not gfile.exists(path)
+                    else f"no {SPEC_NAME} (not a TFRecord folder from `python -m data_pipelines tfrecords`)")
             raise DataError(f"{what}: {path}")
         with gfile.GFile(spec_path, "rb") as f:
             spec = json.loads(f.read().decode("utf-8"))
     except tf.errors.OpError as e:
         raise DataError(f"cannot read {spec_path}: {tf_message(e)}") from None
     except UnicodeDecodeError:
-        raise DataError(f"{spec_path}: not UTF-8 text (a binary or damaged file); rewrite the folder with `python -m data_pipelines tfrecords`") from None
+        raise DataError(f"{spec_path}: not UTF-8 text (a binary or damaged file); rewrite the folder with `python -m data_pipelines "
+                        f"tfrecords`") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{spec_path}: not valid JSON ({e.msg}, line {e.lineno})") from None
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
@@ -259,5 +261,6 @@ def load_tfrecords(path: str, size: int, channels: int, limit: int | None = None
     labeled = bool(spec.get("labeled"))
     y = np.concatenate(labels).astype(np.int32) if labeled else None
     if labeled and (y.min() < 0 or y.max() >= len(spec["labels"])):
-        raise DataError(f"{path}: label {int(y.min() if y.min() < 0 else y.max())} outside the {len(spec['labels'])} classes of its {SPEC_NAME}")
+        raise DataError(f"{path}: label {int(y.min() if y.min() < 0 else y.max())} outside the {len(spec['labels'])} classes of its "
+                        f"{SPEC_NAME}")
     return ImageSet(arr, y, tuple(spec.get("labels") or ()), names)

@@ -135,6 +135,7 @@ def prepare_data(target: Target, opts: dict, data: tuple, calib: tuple, quant: s
         else:
             xc = _load_images(cal_specs, cal_usage, target, calib_size, labeled)[0]
         if len(xc) < MIN_CALIBRATION:
-            raise UserError(f"int8 calibration needs at least {MIN_CALIBRATION} examples; {', '.join(cal_specs)} has {len(xc)} (add more with --calib-data)")
+            raise UserError(f"int8 calibration needs at least {MIN_CALIBRATION} examples; {', '.join(cal_specs)} has {len(xc)} (add more "
+                            f"with --calib-data)")
         cal = _scale(xc[_spread(len(xc), calib_size)], key)
     return cal, _scale(xv, key), yv, desc

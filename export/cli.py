@@ -121,7 +121,8 @@ def _summary(r: dict) -> str:
     if "agreement" in v:
         s += f", top-1 agreement {v['agreement'] * 100:.2f} %"
         if "accuracy" in v:
-            s += f", accuracy {v['accuracy'] * 100:.2f} % (Keras {v['keras_accuracy'] * 100:.2f} %, {v['accuracy_diff_points']:+.2f} points)"
+            s += (f", accuracy {v['accuracy'] * 100:.2f} % (Keras {v['keras_accuracy'] * 100:.2f} %, "
+                  f"{v['accuracy_diff_points']:+.2f} points)")
     elif "psnr_db" in v:
         s += f", PSNR {v['psnr_db']:.1f} dB, max abs err {v['max_abs_error']:.4f}"
     else:

@@ -259,4 +259,5 @@ def write_outputs(out_dir: str, results, side_files=(), manifest: dict | None = 
             if os.path.exists(tmp):
                 os.remove(tmp)
     for _, report, _ in results:
-        click.echo(f"wrote {os.path.join(out_dir, report['file'])} ({report['size_bytes'] / 1024:.1f} KiB) and its report; manifest {manifest_path}")
+        click.echo(f"wrote {os.path.join(out_dir, report['file'])} ({report['size_bytes'] / 1024:.1f} KiB) and its report; manifest "
+                   f"{manifest_path}")

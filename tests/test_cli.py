@@ -89,14 +89,11 @@ def test_keras_shuffle_warning_is_not_printed(monkeypatch, capsys):
 def _cli_raising(exc):
     import click
 
-    from train.common import with_user_errors
-
     @click.group()
     def group():
         pass
 
     @group.command()
-    @with_user_errors
     def go():
         raise exc
 
@@ -104,7 +101,7 @@ def _cli_raising(exc):
 
 
 def test_config_error_is_one_line_but_a_bug_keeps_its_traceback(monkeypatch, capsys):
-    """with_user_errors: a ConfigError (a size or preset the user chose) is one line and exit 2; any
+    """run_cli: a ConfigError (a size or preset the user chose) is one line and exit 2; any
     other ValueError is a programming error and must propagate with its traceback."""
     import pytest
 

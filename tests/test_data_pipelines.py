@@ -226,7 +226,8 @@ GOOD_ROW = "0," + " ".join(["7"] * 2304) + ",Training\n"
     ("utf16", ("emotion,pixels,Usage\n" + GOOD_ROW).encode("utf-16"), r"utf16\.csv:1 \(byte 0xff\): not UTF-8"),
     # The text is decoded in blocks: a bad byte far down the file still names its own line.
     ("late", ("emotion,pixels,Usage\n" + GOOD_ROW * 3).encode() + b"1,\xff\xfe,Training\n", r"late\.csv:5 \(byte 0xff\): not UTF-8"),
-    ("huge_field", b"emotion,pixels,Usage\n0,\"" + b"1 " * 70000 + b"\",Training\n", r"huge_field\.csv:2: not a readable CSV \(field larger"),
+    ("huge_field", b"emotion,pixels,Usage\n0,\"" + b"1 " * 70000 + b"\",Training\n",
+     r"huge_field\.csv:2: not a readable CSV \(field larger"),
     ("overflow", ("emotion,pixels,Usage\n0," + " ".join(["9" * 30] * 2304) + ",Training\n").encode(), r"overflow\.csv:2: unreadable row"),
 ])
 def test_fer_csv_not_text_is_one_clear_error(tmp_path, case, content, message):
@@ -477,7 +478,8 @@ def test_make_dataset_batches_onehot_augment():
     assert batches[0][0].dtype == np.float32 and batches[0][1].shape == (4, 3)
     assert np.array_equal(batches[0][1].argmax(1), labels[:4])
     np.testing.assert_array_equal(batches[0][0], images[:4].astype(np.float32))  # no shuffle, 0..255 floats
-    train = list(make_dataset(images, labels, batch_size=4, training=True, augment=augment, drop_remainder=True, seed=1).as_numpy_iterator())
+    train = list(make_dataset(images, labels, batch_size=4, training=True, augment=augment, drop_remainder=True,
+                              seed=1).as_numpy_iterator())
     assert len(train) == 2 and calls and all(calls)
     assert train[0][0].min() >= 1000  # augmentation applied in training
     plain = next(iter(make_dataset(images, batch_size=10, augment=augment)))  # not training: no augment

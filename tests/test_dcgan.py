@@ -121,7 +121,8 @@ def test_one_train_step_gives_finite_losses(preset):
     p = get_preset(preset)
     g, d = p.build(32, width=16, d_width=16)
     gan = DCGAN(d, g, p.nz, augment="color,translation,cutout", label_smoothing=0.1, label_noise=0.05, ema_decay=0.9, seed=1)
-    gan.compile(keras.optimizers.Adam(p.lr, beta_1=p.beta_1), keras.optimizers.Adam(p.lr, beta_1=p.beta_1), keras.losses.BinaryCrossentropy())
+    gan.compile(keras.optimizers.Adam(p.lr, beta_1=p.beta_1), keras.optimizers.Adam(p.lr, beta_1=p.beta_1),
+                keras.losses.BinaryCrossentropy())
     before = [w.numpy().copy() for w in g.trainable_weights]
     ema_before = [w.numpy().copy() for w in gan.ema_generator.weights]
     x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
@@ -189,7 +190,8 @@ def finished_run(tiny_folder, tmp_path_factory):
 
 
 def test_run_directory_contents(finished_run):
-    for name in ("generator.keras", "options.json", "log.csv", "samples/epoch_0001.png", "progress.gif", "metrics.json", "novelty.png", "tensorboard"):
+    for name in ("generator.keras", "options.json", "log.csv", "samples/epoch_0001.png", "progress.gif", "metrics.json", "novelty.png",
+                 "tensorboard"):
         assert os.path.exists(os.path.join(finished_run, name)), name
     with open(os.path.join(finished_run, "options.json")) as f:
         opts = json.load(f)
@@ -293,7 +295,8 @@ def test_jit_compile_off_is_honoured(tiny_folder, tmp_path, monkeypatch):
 
 def test_resolve_jit_compile_rules(tmp_path, monkeypatch):
     """auto keeps the faster of the timed modes (off when XLA fails), records it in RUN/options.json;
-    a resume keeps the recorded choice; on/off win; a distribution strategy means off; old runs' values."""
+    a resume keeps the recorded choice; on/off win; a distribution strategy means off (old runs' values:
+    tests/test_legacy.py)."""
     import train.jit as J
 
     run = tmp_path / "run"
@@ -320,9 +323,6 @@ def test_resolve_jit_compile_rules(tmp_path, monkeypatch):
     assert saved["jit_compile"] == "on" and saved["jit_compile_resolved"] == "on"
     assert J.resolve_jit_compile({"jit_compile": "auto", "strategy": "mirrored"}, "", False, object(), None, (4, 32, 32, 3)) is False
     assert J.resolve_jit_compile({"jit_compile": "on", "strategy": "mirrored"}, "", False, object(), None, (4, 32, 32, 3)) is True
-    # runs saved by the old --jit-compile/--no-jit-compile (true, false, or unset = XLA without a strategy)
-    assert [J.normalize(v, "on") for v in (True, False, None, "auto", "OFF")] == ["on", "off", "on", "auto", "off"]
-    assert J.resolve_jit_compile({"jit_compile": None}, "", True, None, None, (4, 32, 32, 3), legacy="on") is True
 
 
 def test_resume_finished_run_continues_epochs(finished_run, tmp_path, monkeypatch):

@@ -345,8 +345,10 @@ def test_bad_strategy_input_is_one_line(tmp_path):
     cases = {
         "tpu": (base + ["--data", data, "--strategy", "tpu"], {}, "TPU"),
         "tpu-grpc": (base + ["--data", data, "--strategy", "tpu", "--tpu", f"grpc://127.0.0.1:{_free_ports(1)[0]}"], {}, "unreachable"),
-        "tf-config-json": (base + ["--data", data, "--strategy", "multiworker"], {"TF_CONFIG": "{cluster: oops"}, "TF_CONFIG is not valid JSON"),
-        "tf-config-keys": (base + ["--data", data, "--strategy", "multiworker"], {"TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}}'}, "'task'"),
+        "tf-config-json": (base + ["--data", data, "--strategy", "multiworker"], {"TF_CONFIG": "{cluster: oops"},
+                           "TF_CONFIG is not valid JSON"),
+        "tf-config-keys": (base + ["--data", data, "--strategy", "multiworker"], {"TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}}'},
+                           "'task'"),
         "local-data": (base + ["--data", str(tmp_path / "nope")], {}, str(tmp_path / "nope")),
         "gs-data": (base + ["--data", "gs://emotekit-no-such-bucket-0/faces"], {}, "gs://emotekit-no-such-bucket-0/faces"),
     }

@@ -357,7 +357,7 @@ def test_train_cli_dry_run(fer_folder, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("args,message", [
     (["--data", "/nonexistent/fer"], "data path not found: /nonexistent/fer"),
-    (["--data", "FOLDER", "--arch", "resnet9000"], "unknown architecture 'resnet9000'"),
+    (["--data", "FOLDER", "--arch", "resnet9000"], "unknown --arch 'resnet9000' for expression"),
     (["--data", "FOLDER", "--teacher", "/nonexistent/run"], "--teacher not found"),
     (["--data", "FOLDER", "--arch", "vggface-resnet50", "--weights", "/nonexistent.h5"], "weights file not found"),
 ])

@@ -150,7 +150,8 @@ def test_packed_soft_targets_give_the_teachers_loss():
     y = np.eye(7, dtype="float32")[[0, 3, 6, 2]]
     probs = np.asarray(teacher(x, training=False))
     losses = []
-    for model, target in ((Distiller(student, teacher, alpha=0.3), y), (Distiller(student, None, alpha=0.3), np.concatenate([y, probs], 1))):
+    for model, target in ((Distiller(student, teacher, alpha=0.3), y),
+                          (Distiller(student, None, alpha=0.3), np.concatenate([y, probs], 1))):
         model.compile(optimizer="sgd", loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
         y_pred = model(x, training=False)
         losses.append(float(model.compute_loss(x=x, y=target, y_pred=y_pred)))

@@ -12,7 +12,7 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from keras_models.stylegan import (
-    CONFIGS,
+    PRESETS,
     ModulatedConv2D,
     StyleGAN,
     build,
@@ -22,7 +22,7 @@ from keras_models.stylegan import (
 )
 from keras_models.stylegan import directions as D
 
-TINY = CONFIGS["tiny"]
+TINY = PRESETS["tiny"].network
 
 
 def test_shapes():
@@ -40,7 +40,7 @@ def test_shapes():
     up = ModulatedConv2D(5, upsample=True)
     assert tuple(up([np.zeros((2, 4, 4, 3), "float32"), np.zeros((2, 7), "float32")]).shape) == (2, 8, 8, 5)
     for name in ("small32", "lite64", "small64", "small128"):
-        assert CONFIGS[name].num_ws == 2 * int(math.log2(CONFIGS[name].resolution)) - 2
+        assert PRESETS[name].network.num_ws == 2 * int(math.log2(PRESETS[name].image_size)) - 2
 
 
 def _reference_modconv(x, w, layer, demodulate):
@@ -379,7 +379,8 @@ def test_jit_auto_is_untimed_only_for_a_short_run(tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
     (run / "options.json").write_text(json.dumps({"kind": "stylegan", "jit_compile": "auto"}))
-    assert J.resolve_jit_compile({"jit_compile": "auto"}, str(run), False, None, None, (4, 16, 16, 3), run_steps=J.SHORT_RUN_STEPS - 1) is False
+    assert J.resolve_jit_compile({"jit_compile": "auto"}, str(run), False, None, None, (4, 16, 16, 3),
+                                 run_steps=J.SHORT_RUN_STEPS - 1) is False
     assert timed == [] and json.load(open(run / "options.json"))["jit_compile_short_run"] == J.SHORT_RUN_STEPS - 1
     assert J.resolve_jit_compile({"jit_compile": "auto"}, str(run), False, None, None, (4, 16, 16, 3), run_steps=J.SHORT_RUN_STEPS) is True
     assert J.resolve_jit_compile({"jit_compile": "auto"}, str(run), False, None, None, (4, 16, 16, 3)) is True

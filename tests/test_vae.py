@@ -54,7 +54,8 @@ def test_shapes(name):
 
 def test_issue_presets_are_fosters():
     g1, g2 = get_preset("gdl1-128"), get_preset("gdl2-64")
-    assert (g1.image_size, g1.encoder_filters, g1.z_dim, g1.reconstruction_weight, g1.lr, g1.dropout) == (128, (32, 64, 64, 64), 200, 10000, 5e-4, 0.25)
+    assert (g1.image_size, g1.encoder_filters, g1.z_dim, g1.reconstruction_weight, g1.lr, g1.dropout) == \
+        (128, (32, 64, 64, 64), 200, 10000, 5e-4, 0.25)
     assert (g2.image_size, g2.encoder_filters, g2.z_dim, g2.reconstruction_weight) == (64, (64,) * 5, 200, 2000)
     enc = build_encoder(g1)
     assert [layer.strides for layer in enc.layers if isinstance(layer, keras.layers.Conv2D)] == [(2, 2)] * 4
@@ -237,7 +238,7 @@ def test_cli_val_split_holds_out_and_reports(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["vae", "--preset", "nope"], "unknown VAE preset 'nope'"),
+    (["vae", "--preset", "nope"], "unknown --preset 'nope' for vae"),
     (["vae", "--preset", "tiny-32", "--image-size", "30"], "multiple of 4"),
     (["vae", "--preset", "tiny-32", "--data", "/no/such/folder"], "not found: /no/such/folder"),
 ])

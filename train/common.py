@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import os
-import platform
-import time
 
 import click
 import keras
 
 from core.cli import FiniteFloatRange, UserError
-from core.files import write_json
-from core.provenance import git_commit
 from train.resume import TimeLimit, backup_callback, epochs_done, trim_log
-from train.rundirs import load_run_options, new_run_dir
+from train.run import TrainingData
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024  # past 1024 px a data set no longer fits in memory (100000 px: 30 GB an image)
-
-# What a resumed run may take from the command line; every other option is the run's own (a value
-# given that differs from the run's is refused, not silently dropped).
-RESUME_MAY_CHANGE = {"resume", "epochs", "time_limit", "jit_compile", "strategy", "tpu", "dry_run", "out", "on_error"}
-
 
 POSITIVE = FiniteFloatRange(min=0, min_open=True)
 
@@ -33,23 +22,29 @@ def common_options(defaults: dict):
 
     def decorator(f):
         opts = [
-            click.option("--data", multiple=True, help="Folder, FER CSV, emoji:<set>[/faces|/all] or emoji:all, tfds:fer2013 or TFRecord folder. Repeatable."),
-            click.option("--image-size", type=click.IntRange(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), default=None, help="Square input size (default: the preset's)."),
+            click.option("--data", multiple=True,
+                         help="Folder, FER CSV, emoji:<set>[/faces|/all] or emoji:all, tfds:fer2013 or TFRecord folder. Repeatable."),
+            click.option("--image-size", type=click.IntRange(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE), default=None,
+                         help="Square input size (default: the preset's)."),
             click.option("--epochs", type=click.IntRange(min=1), default=defaults.get("epochs", 10), show_default=True),
-            click.option("--batch-size", type=click.IntRange(min=1), default=defaults.get("batch_size", 64), show_default=True, help="Global batch size."),
+            click.option("--batch-size", type=click.IntRange(min=1), default=defaults.get("batch_size", 64), show_default=True,
+                         help="Global batch size."),
             click.option("--lr", type=POSITIVE, default=None, help="Learning rate (default: the preset's)."),
             click.option("--seed", type=int, default=0, show_default=True),
             click.option("--preset", default=defaults.get("preset"), show_default=True),
             click.option("--out", default="runs", show_default=True, help="Parent folder of run directories."),
             click.option("--resume", "resume", default=None, metavar="RUN_DIR", help="Continue an interrupted run."),
             click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only N examples (quick runs)."),
-            click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True, help="Unreadable images: skip and count, or stop."),
+            click.option("--on-error", type=click.Choice(["skip", "fail"]), default="skip", show_default=True,
+                         help="Unreadable images: skip and count, or stop."),
             click.option("--dry-run", is_flag=True, help="Print the resolved options and exit."),
             click.option("--time-limit", type=FiniteFloatRange(min=0.1), default=None,
                          help="Minutes: stop cleanly after the epoch that would pass it; --resume continues."),
-            click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker", "tpu"]), default="default", show_default=True,
+            click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker", "tpu"]), default="default",
+                         show_default=True,
                          help="tf.distribute: mirrored = all local GPUs, multiworker = the machines of TF_CONFIG, tpu = a Cloud TPU."),
-            click.option("--tpu", default=None, metavar="ADDRESS", help="With --strategy tpu: 'local' (a TPU VM, the default), a TPU name or grpc://HOST:PORT."),
+            click.option("--tpu", default=None, metavar="ADDRESS",
+                         help="With --strategy tpu: 'local' (a TPU VM, the default), a TPU name or grpc://HOST:PORT."),
             click.option("--mixed-precision", type=click.Choice(["off", "fp16", "bf16"]), default="off", show_default=True,
                          help="Mixed precision: fp16 for GPUs (with loss scaling), bf16 for TPUs and recent GPUs."),
         ]
@@ -58,57 +53,6 @@ def common_options(defaults: dict):
         return f
 
     return decorator
-
-
-def start_run(kind: str, options: dict, desc: str) -> tuple[str, dict, bool]:
-    """Returns (run_dir, options, resumed). Resuming reloads the run's own options; --epochs may be
-    raised, and --time-limit / --jit-compile changed, when given on the command line; --dry-run
-    always belongs to this invocation."""
-    if options.get("resume"):
-        run_dir = options["resume"]
-        saved = load_run_options(run_dir, kind)
-        ctx = click.get_current_context(silent=True)
-        refuse_changed_options(ctx, saved, run_dir)
-        given = ctx is not None and ctx.get_parameter_source("epochs") is click.core.ParameterSource.COMMANDLINE
-        if given and options.get("epochs") and options["epochs"] > saved.get("epochs", 0):
-            saved["epochs"] = options["epochs"]
-        saved["resume"] = run_dir
-        for key in ("strategy", "tpu"):  # a run may continue on other hardware
-            if options.get(key) is not None:
-                saved[key] = options[key]
-        for key in ("time_limit", "jit_compile"):
-            if key in options and ctx is not None and ctx.get_parameter_source(key) is click.core.ParameterSource.COMMANDLINE:
-                saved[key] = options[key]
-        saved["dry_run"] = bool(options.get("dry_run"))
-        if not saved["dry_run"]:  # a later resume continues with what this one changed (a raised --epochs)
-            write_json(os.path.join(run_dir, "options.json"), dict(saved, dry_run=False))
-        return run_dir, saved, True
-    if options.get("dry_run"):
-        return "", options, False
-    run_dir = new_run_dir(options["out"], kind, desc)
-    options = dict(options, kind=kind, run_dir=run_dir, commit=git_commit(), host=platform.node(),
-                   started=time.strftime("%Y-%m-%d %H:%M:%S"))
-    write_json(os.path.join(run_dir, "options.json"), options)
-    return run_dir, options, False
-
-
-def refuse_changed_options(ctx, saved: dict, run_dir: str) -> None:
-    """A resumed run trains with its own options: one given on the command line with another value
-    than the run's (--image-size 32 on a 64-px run) is a one-line error, not silently dropped."""
-    if ctx is None:
-        return
-    for param in ctx.command.params:
-        name = param.name
-        if name in RESUME_MAY_CHANGE or name not in saved or ctx.get_parameter_source(name) is not click.core.ParameterSource.COMMANDLINE:
-            continue
-        given, before = ctx.params.get(name), saved[name]
-        if isinstance(given, tuple):
-            given = list(given)
-        if given != before and not (isinstance(given, float) and isinstance(before, (int, float)) and math.isclose(given, before)):
-            flag = param.opts[0] if getattr(param, "opts", None) else name
-            shown = " ".join(map(str, given)) if isinstance(given, list) else given
-            raise UserError(f"{flag} {shown}: {run_dir} trains with {flag} {before}, its own; a resumed run keeps its options "
-                            "(drop it, or start a new run)")
 
 
 def fit_verbosity() -> int:
@@ -122,13 +66,6 @@ def fit_verbosity() -> int:
         return 1 if sys.stdout.isatty() else 2
     except (AttributeError, ValueError):
         return 2
-
-
-def dry_run(options: dict, kind: str | None = None):
-    """Prints the resolved options: with --resume, the run's own (as the resumed run would use them)."""
-    if kind and options.get("resume"):
-        options = start_run(kind, options, "")[1]
-    click.echo(json.dumps(options, indent=2, default=str))
 
 
 def training_callbacks(run_dir: str, resumed: bool, monitor: str | None = None, mode: str = "max",
@@ -213,34 +150,21 @@ def best_so_far(run_dir: str, monitor: str, mode: str = "max") -> float | None:
     return max(values) if mode == "max" else min(values)
 
 
-def gan_images(kind: str, options: dict, small_data: int):
-    """A GAN's training images (RGB uint8 at --image-size), its batch size (at most the image count)
-    and whether DiffAugment is on (--augment on, or auto below `small_data` images)."""
-    from data_pipelines import load_sources
+def gan_images(kind: str):
+    """A GAN family's `load_data`: its training images (RGB uint8 at --image-size), at least two."""
 
-    data = load_sources(options["data"], options["image_size"], 3, labeled=False, limit=options["limit"], on_error=options["on_error"])
-    n = len(data)
-    if n < 2:
-        raise UserError(f"{kind} needs at least 2 training images; {', '.join(options['data'])} gave {n}")
-    augment = options["augment"] == "on" or (options["augment"] == "auto" and n < small_data)
-    return data, min(options["batch_size"], n), augment
+    def load_data(options) -> TrainingData:
+        from data_pipelines import load_sources
 
+        data = load_sources(options.data, options.image_size, 3, labeled=False, limit=options.limit, on_error=options.on_error)
+        if len(data) < 2:
+            raise UserError(f"{kind} needs at least 2 training images; {', '.join(options.data)} gave {len(data)}")
+        return TrainingData(data)
 
-def require_data(data, what: str):
-    if not data:
-        raise UserError(f"--data is required for {what}")
+    return load_data
 
 
-def with_user_errors(f):
-    """The models' ConfigError (an image size, preset or policy the user chose) becomes one line; any
-    other ValueError is a bug and keeps its traceback."""
-    from core.errors import ConfigError
-
-    @functools.wraps(f)
-    def wrapper(*a, **kw):
-        try:
-            return f(*a, **kw)
-        except ConfigError as e:
-            raise UserError(str(e).splitlines()[0]) from None
-
-    return wrapper
+def gan_batch(options, n: int, small_data: int) -> tuple[int, bool]:
+    """A GAN's batch size (at most the image count) and whether DiffAugment is on (--augment on,
+    or auto below `small_data` images)."""
+    return min(options.batch_size, n), options.augment == "on" or (options.augment == "auto" and n < small_data)

@@ -8,6 +8,7 @@ metrics.json (diversity and novelty of the final samples; with an EMA generator,
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import math
 import os
@@ -15,26 +16,36 @@ import os
 import click
 import numpy as np
 
-from core.cli import UserError
+from core.cli import FiniteFloatRange, UserError
 from core.files import atomic_path, ensure_writable_dir, write_json
 from core.images import grid, make_gif, save_png, to_uint8
+from keras_models.dcgan import PRESETS
+from train import legacy
 from train import resume as R
-from train.common import (
-    FiniteFloatRange,
-    common_options,
-    dry_run,
-    fit_verbosity,
-    gan_images,
-    start_run,
-    training_callbacks,
-    with_user_errors,
-)
-from train.distribute import distribute_arrays, is_default, prepare_model, scope, setup, worker_out
+from train.common import common_options, fit_verbosity, gan_batch, gan_images, training_callbacks
+from train.distribute import distribute_arrays, prepare_model, scope
 from train.jit import jit_compile_option, resolve_jit_compile
+from train.run import Family, Run, TrainingData, TrainOptions, run_training
 from train.rundirs import load_run_options
 
 DEFAULT_DATA = ("emoji:twemoji/all",)
 SMALL_DATA = 5000  # DiffAugment on by default below this many images
+
+
+@dataclasses.dataclass(frozen=True)
+class DCGANOptions(TrainOptions):
+    epochs: int = 25
+    preset: str = "pytorch-tutorial"
+    augment: str = "auto"
+    policy: str = "color,translation,cutout"
+    label_smoothing: float = 0.1
+    label_noise: float = 0.0
+    ema_decay: float = 0.0
+    width: int | None = None
+    d_width: int | None = None
+    jit_compile: str = "auto"
+    n_samples: int = 64
+    collapse_threshold: float = 0.35
 
 
 @click.command("dcgan")
@@ -43,85 +54,76 @@ SMALL_DATA = 5000  # DiffAugment on by default below this many images
               help=f"DiffAugment before the discriminator; auto = on for data sets under {SMALL_DATA} images.")
 @click.option("--policy", default="color,translation,cutout", show_default=True, help="DiffAugment policy.")
 @click.option("--label-smoothing", type=FiniteFloatRange(0, 0.49), default=0.1, show_default=True, help="One-sided: real targets 1 - x.")
-@click.option("--label-noise", type=FiniteFloatRange(0, 0.49), default=0.0, show_default=True, help="Probability of flipping a discriminator target.")
-@click.option("--ema-decay", type=FiniteFloatRange(0, 0.9999), default=0.0, show_default=True, help="Keep an EMA generator (e.g. 0.999); 0 = off.")
+@click.option("--label-noise", type=FiniteFloatRange(0, 0.49), default=0.0, show_default=True,
+              help="Probability of flipping a discriminator target.")
+@click.option("--ema-decay", type=FiniteFloatRange(0, 0.9999), default=0.0, show_default=True,
+              help="Keep an EMA generator (e.g. 0.999); 0 = off.")
 @click.option("--width", type=click.IntRange(min=4), default=None, help="Generator width (ngf; default the preset's).")
 @click.option("--d-width", type=click.IntRange(min=4), default=None, help="Discriminator width (ndf; default the preset's).")
 @jit_compile_option()
 @click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each epoch's grid.")
 @click.option("--collapse-threshold", type=FiniteFloatRange(0, 1), default=0.35, show_default=True,
               help="Warn when the samples' mean pairwise distance falls below this fraction of the data's.")
-@with_user_errors
 def dcgan(**options):
     """Train a DCGAN emote generator (default data: all built-in Twemoji)."""
-    from keras_models.common.augment import parse_policy
-    from keras_models.dcgan import PRESETS
+    run_training(FAMILY, options)
 
-    if options["preset"] not in PRESETS:
-        raise UserError(f"unknown --preset {options['preset']!r} for dcgan; choose one of {', '.join(sorted(PRESETS))}")
-    preset = PRESETS[options["preset"]]
+
+def validate(options: dict) -> None:
+    from keras_models.common.augment import parse_policy
+
     parse_policy(options["policy"])
-    options["data"] = list(options["data"] or DEFAULT_DATA)
-    size = options["image_size"] = preset.image_size if options["image_size"] is None else options["image_size"]
+
+
+def check_size(preset, size: int) -> None:
     if size not in (32, 64, 128):
         raise UserError(f"--image-size must be 32, 64 or 128 for dcgan, got {size}")
-    options["lr"] = preset.lr if options["lr"] is None else options["lr"]
+
+
+def resolve(options: dict, preset) -> None:
+    options["data"] = list(options["data"] or DEFAULT_DATA)
     options["nz"] = preset.nz
-    if options["dry_run"]:
-        dry_run(options, "dcgan")
-        return
-    if options["resume"] and click.get_current_context().get_parameter_source("epochs") is click.core.ParameterSource.DEFAULT:
-        options["epochs"] = None  # resuming keeps the run's own --epochs unless one is given
-    strategy = setup(options)  # before any other TensorFlow work (multi-worker needs that)
-    options["out"] = worker_out(options["out"], strategy)
-    run_dir, options, resumed = start_run("dcgan", options, f"{options['preset']}{options['image_size']}")
-    fit_dcgan(run_dir, options, resumed, strategy)
 
 
-def fit_dcgan(run_dir, options, resumed, strategy=None):
+def describe(o: DCGANOptions) -> str:
+    return f"{o.preset}{o.image_size}"
+
+
+def fit(run: Run, o: DCGANOptions, preset, data: TrainingData) -> str:
     import keras
 
     from data_pipelines import make_dataset
-    from keras_models.dcgan import DCGAN, get_preset
+    from keras_models.dcgan import DCGAN
 
-    keras.utils.set_random_seed(options["seed"])
-    preset = get_preset(options["preset"])
-    size = options["image_size"]
-    data, bs, augment = gan_images("dcgan", options, SMALL_DATA)
-    n = len(data)
-    R.check_same_data(run_dir, n, resumed)
-    click.echo(f"train: {n} images at {size}x{size}, batch {bs}; DiffAugment {'on (' + options['policy'] + ')' if augment else 'off'}"
-               f"; skipped {len(data.skipped)} unreadable")
-    ds = distribute_arrays(strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=options["seed"], drop_remainder=True)
-                           .map(lambda t: t / 127.5 - 1.0), data.images, None, bs)
+    keras.utils.set_random_seed(o.seed)
+    size, n = o.image_size, len(data)
+    bs, augment = gan_batch(o, n, SMALL_DATA)
+    click.echo(f"train: {n} images at {size}x{size}, batch {bs}; DiffAugment {'on (' + o.policy + ')' if augment else 'off'}"
+               f"; skipped {len(data.train.skipped)} unreadable")
+    ds = distribute_arrays(run.strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=o.seed, drop_remainder=True)
+                           .map(lambda t: t / 127.5 - 1.0), data.train.images, None, bs)
 
     def build(jit_compile: bool):
-        with scope(strategy):  # networks and optimizers under the strategy
-            generator, discriminator = preset.build(size, options.get("width"), options.get("d_width"))
-            gan = DCGAN(discriminator, generator, preset.nz, augment=options["policy"] if augment else "",
-                        label_smoothing=options["label_smoothing"], label_noise=options["label_noise"],
-                        ema_decay=options["ema_decay"], seed=options["seed"])
-            prepare_model(gan, strategy)
-            gan.compile(
-                d_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
-                g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=preset.beta_1),
-                loss_fn=keras.losses.BinaryCrossentropy(),
-                jit_compile=jit_compile,
-            )
+        with scope(run.strategy):  # networks and optimizers under the strategy
+            generator, discriminator = preset.build(size, o.width, o.d_width)
+            gan = DCGAN(discriminator, generator, preset.nz, augment=o.policy if augment else "", label_smoothing=o.label_smoothing,
+                        label_noise=o.label_noise, ema_decay=o.ema_decay, seed=o.seed)
+            prepare_model(gan, run.strategy)
+            gan.compile(d_optimizer=keras.optimizers.Adam(o.lr, beta_1=preset.beta_1),
+                        g_optimizer=keras.optimizers.Adam(o.lr, beta_1=preset.beta_1),
+                        loss_fn=keras.losses.BinaryCrossentropy(), jit_compile=jit_compile)
         return gan
 
-    # Runs saved before --jit-compile had modes and left it unset compiled with XLA without a strategy.
-    jit = resolve_jit_compile(options, run_dir, resumed, strategy, build, (bs, size, size, 3),
-                              legacy="on" if is_default(strategy) else "off")
-    keras.utils.set_random_seed(options["seed"])  # the same initial weights whichever mode, timed or not
+    jit = resolve_jit_compile(run.options, run.dir, run.resumed, run.strategy, build, (bs, size, size, 3))
+    keras.utils.set_random_seed(o.seed)  # the same initial weights whichever mode, timed or not
     gan = build(jit)
-    if resumed:
-        R.adopt_finished_run(run_dir, gan, lambda g: R.load_final_gan(run_dir, g))
-        R.check_can_continue(run_dir, options["epochs"])
-    monitor = gan_monitor(run_dir, gan, data.images, options["n_samples"], options["collapse_threshold"])
-    callbacks = [monitor] + training_callbacks(run_dir, resumed, time_limit=options.get("time_limit"))
-    gan.fit(ds, epochs=options["epochs"], callbacks=callbacks, shuffle=False, verbose=fit_verbosity())  # the dataset shuffles
-    click.echo(f"done: {run_dir} (generator {os.path.join(run_dir, 'generator.keras')}, samples {monitor.samples_dir})")
+    if run.resumed:
+        legacy.adopt_finished_run(run.dir, gan, lambda g: legacy.final_gan_state(run.dir, g))
+        R.check_can_continue(run.dir, o.epochs)
+    monitor = gan_monitor(run.dir, gan, data.train.images, o.n_samples, o.collapse_threshold)
+    callbacks = [monitor] + training_callbacks(run.dir, run.resumed, time_limit=o.time_limit)
+    gan.fit(ds, epochs=o.epochs, callbacks=callbacks, shuffle=False, verbose=fit_verbosity())  # the dataset shuffles
+    return f"(generator {os.path.join(run.dir, 'generator.keras')}, samples {monitor.samples_dir})"
 
 
 def mean_pairwise_distance(x: np.ndarray) -> float:
@@ -204,7 +206,8 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
             # An untrained generator's samples all look alike: warn on a drop, or when it never got going.
             if ratio < self.collapse_threshold and (self.peak >= self.collapse_threshold or epoch + 1 >= 5):
                 click.echo(f"\nwarning: sample diversity collapsed at epoch {epoch + 1}: mean pairwise distance is {ratio:.2f} of the "
-                           f"data's (threshold {self.collapse_threshold}); consider more augmentation, a lower --lr or --label-noise", err=True)
+                           f"data's (threshold {self.collapse_threshold}); consider more augmentation, a lower --lr or --label-noise",
+                           err=True)
             self.last = imgs
 
         def on_train_end(self, logs=None):
@@ -232,9 +235,11 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
 
 @click.command("dcgan-sample")
 @click.argument("run", type=click.Path())
-@click.option("--id", "first_id", type=click.IntRange(0, 2**32 - 1), required=True, help="Emote id (0..4294967295): its noise is fixed forever.")
+@click.option("--id", "first_id", type=click.IntRange(0, 2**32 - 1), required=True,
+              help="Emote id (0..4294967295): its noise is fixed forever.")
 @click.option("--count", type=click.IntRange(1, 10000), default=1, show_default=True, help="Ids id, id+1, ... id+count-1.")
-@click.option("--out", required=True, type=click.Path(), help="A .png file (count 1, or stem-<id>.png for each id) or a folder (emote-<id>.png).")
+@click.option("--out", required=True, type=click.Path(),
+              help="A .png file (count 1, or stem-<id>.png for each id) or a folder (emote-<id>.png).")
 @click.option("--ema/--no-ema", default=True, show_default=True, help="Use generator_ema.keras when the run has one.")
 @click.option("--scale", type=click.IntRange(1, 16), default=1, show_default=True, help="Nearest-neighbour upscaling factor.")
 def dcgan_sample(run, first_id, count, out, ema, scale):
@@ -284,4 +289,6 @@ def sample_ids(run, first_id, count, out, ema=True, scale=1) -> list[str]:
     return paths
 
 
+FAMILY = Family("dcgan", DCGANOptions, PRESETS, gan_images("dcgan"), fit, describe, validate=validate, resolve=resolve,
+                check_size=check_size)
 COMMANDS = [dcgan, dcgan_sample]

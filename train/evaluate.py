@@ -102,7 +102,8 @@ def evaluate(model_path, data, usage, json_path, tta, limit):
     clf = load_classifier(model_path)  # a labels file that is not text is a DataError (one line)
     in_shape, n_out = model_io(clf)
     if in_shape[0] != in_shape[1] or in_shape[2] not in (1, 3):
-        raise UserError(f"{model_path} takes {in_shape[0]}x{in_shape[1]}x{in_shape[2]} input; evaluate needs a square grey or RGB image classifier")
+        raise UserError(f"{model_path} takes {in_shape[0]}x{in_shape[1]}x{in_shape[2]} input; evaluate needs a square grey or "
+                        "RGB image classifier")
     size, channels = clf.input_size, clf.channels
     ds = load_source(data, size, channels, labeled=True, class_names=clf.labels, usage=usage, limit=limit)
     labels = clf.labels or list(ds.class_names)

@@ -11,6 +11,7 @@ The choice is recorded in the run's options.json (`jit_compile_resolved`, and th
 images/s in `jit_compile_timings` with the CPU in `jit_compile_cpu`). A resumed run keeps its
 recorded choice unless the command line gives `--jit-compile on|off` (or `auto` again, to time
 anew, e.g. on another machine). Under a distribution strategy `auto` means off (as Keras does).
+What a run saved before the option had these modes meant is read in train/legacy.py.
 
 A model whose XLA compile takes minutes on a CPU (StyleGAN's) passes the run's step count: a run
 shorter than SHORT_RUN_STEPS could never win back the trial, so `auto` means off there untimed.
@@ -37,19 +38,6 @@ def jit_compile_option():
         "--jit-compile", type=click.Choice(MODES), default="auto", show_default=True,
         help="XLA for the train step: on, off, or auto = time a few steps of each at the start of the run and keep "
              "the faster (recorded in options.json; a --resume keeps it). Off under a --strategy unless on is given.")
-
-
-def normalize(value, legacy: str = "auto") -> str:
-    """A saved or given --jit-compile as auto/on/off. Runs saved before this option had modes hold
-    true/false (the old --jit-compile/--no-jit-compile) or nothing: `legacy` says what nothing meant."""
-    if value is True:
-        return "on"
-    if value is False:
-        return "off"
-    if value is None:
-        return legacy
-    value = str(value).lower()
-    return value if value in MODES else legacy
 
 
 def _given_on_command_line(name: str = "jit_compile") -> bool:
@@ -100,7 +88,7 @@ def time_modes(build, batch_shape, warmup: int = WARMUP_STEPS, steps: int = TIME
     return ips, errors
 
 
-def resolve_jit_compile(options: dict, run_dir: str, resumed: bool, strategy, build, batch_shape, legacy: str = "auto",
+def resolve_jit_compile(options: dict, run_dir: str, resumed: bool, strategy, build, batch_shape,
                         run_steps: int | None = None) -> bool:
     """Whether the run's train step uses XLA, from --jit-compile (see the module's docstring).
     `build(jit_compile)` makes a fresh compiled model like the run's; it is only called for `auto`
@@ -109,7 +97,7 @@ def resolve_jit_compile(options: dict, run_dir: str, resumed: bool, strategy, bu
     one line about it."""
     from train.distribute import is_default
 
-    mode = normalize(options.get("jit_compile"), legacy)
+    mode = options.get("jit_compile", "auto")
     record = {"jit_compile": mode}
     if mode in ("on", "off"):
         how = "--jit-compile " + mode if _given_on_command_line() or not resumed else f"the run's --jit-compile {mode}"
@@ -128,8 +116,8 @@ def resolve_jit_compile(options: dict, run_dir: str, resumed: bool, strategy, bu
     elif run_steps is not None and run_steps < SHORT_RUN_STEPS:
         resolved = "off"
         record["jit_compile_short_run"] = int(run_steps)
-        click.echo(f"jit-compile auto: XLA off, untimed (a short run: {run_steps} step{'s' if run_steps != 1 else ''}, fewer than the {SHORT_RUN_STEPS} "
-                   "that timing XLA's compile could pay back; --jit-compile on to force it)")
+        click.echo(f"jit-compile auto: XLA off, untimed (a short run: {run_steps} step{'s' if run_steps != 1 else ''}, fewer than the "
+                   f"{SHORT_RUN_STEPS} that timing XLA's compile could pay back; --jit-compile on to force it)")
     else:
         from core.cpu import cpu_kind
 

@@ -48,7 +48,8 @@ def choose_backend(name: str) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: new or empty, or with --resume the one to continue.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run folder: new or empty, or with --resume the one to continue.")
 @click.option("--arch", default="vgg-fer", show_default=True, help="emonet-s, emonet-s2, emonet-xs, vgg-fer or vggface-resnet50.")
 @click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
@@ -57,16 +58,17 @@ def choose_backend(name: str) -> str:
 @click.option("--label-smoothing", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.option("--class-weight", type=click.Choice(["none", "balanced", "sqrt"]), default="sqrt", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Minutes: stop after the epoch that would pass it; --resume continues.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+              help="Minutes: stop after the epoch that would pass it; --resume continues.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its backup/.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="Keras backend; auto = $KERAS_BACKEND, else JAX, TensorFlow or PyTorch, the first installed.")
 def main(data, out, arch, epochs, batch_size, lr, weight_decay, label_smoothing, class_weight, seed, time_limit, resume, backend):
     """Train a teacher classifier from DATA.npz without TensorFlow (Keras 3 on JAX by default)."""
     from core.npz import read_npz
-    from keras_models.expression import arch_spec
+    from keras_models.expression import get_preset
 
-    spec = arch_spec(arch)
+    preset = get_preset(arch)
     backend = choose_backend(backend)
     if resume and not os.path.isdir(os.path.join(out, "backup")):
         raise UserError(f"--resume: {out} has no backup/ to continue")
@@ -75,7 +77,7 @@ def main(data, out, arch, epochs, batch_size, lr, weight_decay, label_smoothing,
     sets = dict(read_npz(data), path=data)  # before the folder exists: bad data leaves nothing behind
     os.makedirs(out, exist_ok=True)
     t0 = time.monotonic()
-    figures = train_teacher(sets, out, spec, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+    figures = train_teacher(sets, out, preset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                             label_smoothing=label_smoothing, class_weight=class_weight, seed=seed, time_limit=time_limit,
                             resumed=resume)
     from core.files import write_json
@@ -88,13 +90,13 @@ def main(data, out, arch, epochs, batch_size, lr, weight_decay, label_smoothing,
                + (f"; best validation accuracy {acc:.4f}" if acc is not None else "") + ")")
 
 
-def train_teacher(sets, out, spec, *, epochs, batch_size, lr, weight_decay, label_smoothing, class_weight, seed, time_limit, resumed):
+def train_teacher(sets, out, preset, *, epochs, batch_size, lr, weight_decay, label_smoothing, class_weight, seed, time_limit, resumed):
     import keras
     import numpy as np
 
     from core.npz import images_digest, write_soft_labels
     from keras_models.expression import build_classifier
-    from keras_models.expression.recipe import DEFAULT_LR, class_weights, compile_for_training
+    from keras_models.expression.recipe import class_weights, compile_for_training
     from train.common import best_so_far, fit_verbosity, training_callbacks
     from train.resume import check_can_continue, epochs_done
 
@@ -103,20 +105,20 @@ def train_teacher(sets, out, spec, *, epochs, batch_size, lr, weight_decay, labe
 
     def prepare(x):  # the architecture's channels (grey repeated, or RGB averaged), as float 0..255
         x = x.astype("float32")
-        if x.shape[-1] != spec.channels:
-            x = np.repeat(x, spec.channels, -1) if x.shape[-1] == 1 else x.mean(-1, keepdims=True)
+        if x.shape[-1] != preset.channels:
+            x = np.repeat(x, preset.channels, -1) if x.shape[-1] == 1 else x.mean(-1, keepdims=True)
         return x
 
     x, y = prepare(sets["x_train"]), sets["y_train"]
     val = (prepare(sets["x_val"]), keras.utils.to_categorical(sets["y_val"], k)) if "x_val" in sets else None
-    classifier = build_classifier(spec.name, k, image_size=x.shape[1])
+    classifier = build_classifier(preset.name, k, image_size=x.shape[1])
     augment = keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed), keras.layers.RandomRotation(0.05, seed=seed),
                                 keras.layers.RandomTranslation(0.1, 0.1, seed=seed), keras.layers.RandomZoom(0.1, seed=seed)],
                                name="augment")
     inputs = keras.Input(x.shape[1:], name="image")
     teacher = keras.Model(inputs, classifier(augment(inputs)), name=f"teacher_{classifier.name}")
     steps = -(-len(x) // batch_size)
-    compile_for_training(teacher, lr or DEFAULT_LR[spec.name], steps * epochs, weight_decay=weight_decay, label_smoothing=label_smoothing)
+    compile_for_training(teacher, lr or preset.lr, steps * epochs, weight_decay=weight_decay, label_smoothing=label_smoothing)
     if resumed:
         check_can_continue(out, epochs)
     monitor = "val_accuracy" if val else "accuracy"

@@ -18,8 +18,7 @@ A run that trains in phases with different trainable weights (vggface-resnet50: 
 top stages) keeps one folder per phase: `backup/`, `backup-phase2/`, ...
 
 `TimeLimit` stops any family after the epoch that would pass `--time-limit`, the backup written.
-Runs of earlier versions that finished deleted `backup/` and kept their final state elsewhere;
-`adopt_finished_run` turns that state into a backup once, so this mechanism continues them too.
+Run folders of earlier versions are made to fit this in train/legacy.py.
 """
 
 from __future__ import annotations
@@ -53,7 +52,8 @@ def backup_callback(run_dir: str, phase: int = 0) -> keras.callbacks.BackupAndRe
 
 
 def _stamped_epoch(path: str) -> int | None:
-    """The epochs stamped inside a backup's weights file (None for a backup of an earlier version).
+    """The epochs stamped inside a backup's weights file (None for an unstamped one: its epochs are
+    those of Keras' training_metadata.json beside it).
     Raises when the file cannot be read to its end (truncated, not HDF5)."""
     import h5py
 
@@ -76,7 +76,7 @@ def _metadata_epoch(folder: str) -> int | None:
 
 def good_backup(folder: str, say: bool = False) -> tuple[str, int] | None:
     """(weights file, epochs) of a backup folder's newest complete backup: latest.weights.h5, else
-    (damaged: a kill or a full disk while an earlier version wrote it in place) previous.weights.h5.
+    (damaged: a kill or a full disk while it was written in place) previous.weights.h5.
     None when the folder holds no backup; a UserError when every one there is damaged. `say`: one
     line on stderr when the previous backup stands in for a damaged latest one."""
     latest, previous = os.path.join(folder, WEIGHTS), os.path.join(folder, PREVIOUS)
@@ -88,7 +88,8 @@ def good_backup(folder: str, say: bool = False) -> tuple[str, int] | None:
             stamped = _stamped_epoch(path)
         except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError, RuntimeError... for a bad file
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            reason = reason.split("(", 1)[1].split(",")[0].rstrip(")") if "(" in reason else reason[:80]  # h5py: "Unable to ... (truncated file: eof = ...)"
+            # h5py: "Unable to ... (truncated file: eof = ...)": the part in brackets says what is wrong
+            reason = reason.split("(", 1)[1].split(",")[0].rstrip(")") if "(" in reason else reason[:80]
             damaged.append(f"{os.path.basename(path)}: {reason}")
             continue
         epoch = stamped if stamped is not None else _metadata_epoch(folder) if path == latest else None
@@ -157,7 +158,7 @@ def _keep_as_previous(folder: str, latest: str, previous: str) -> None:
         return
     with atomic_path(previous, suffix=".weights.h5") as tmp:
         os.remove(tmp)
-        if stamped is None:  # written by an earlier version: its epochs go inside the copy
+        if stamped is None:  # an unstamped backup: its epochs go inside the copy
             shutil.copyfile(latest, tmp)
             with h5py.File(tmp, "a") as f:
                 f.attrs[EPOCH_ATTR] = int(epoch)
@@ -236,37 +237,6 @@ def restore(model, run_dir: str, phase: int = 0) -> None:
 def write_backup(model, run_dir: str, epoch: int, phase: int = 0) -> None:
     """Writes `model`'s state as the phase's backup after `epoch` epochs (what SafeBackup writes)."""
     _save_backup(model, backup_dir(run_dir, phase), epoch)
-
-
-def adopt_finished_run(run_dir: str, model, load_final) -> bool:
-    """A run finished by an earlier version has no backup/ but its final state: `load_final(model)`
-    loads it and returns the epochs it had done (0 when there is no such state). That state is
-    written as backup/ once; from then on the run resumes like any other. True when adopted."""
-    if has_backup(run_dir) or epochs_done(run_dir):
-        return False
-    done = load_final(model)
-    if not done:
-        return False
-    write_backup(model, run_dir, done)
-    click.echo(f"{run_dir}: its final state (epoch {done}) is now backup/ for --resume")
-    return True
-
-
-def load_final_gan(run_dir: str, gan) -> int:
-    """`load_final` for the GANs: gan.weights.h5 and state.json of a finished run of an earlier
-    version. StyleGAN's counters were kept in state.json then and are set from it."""
-    weights, state = os.path.join(run_dir, "gan.weights.h5"), os.path.join(run_dir, "state.json")
-    if not (os.path.isfile(weights) and os.path.isfile(state)):
-        return 0
-    with open(state) as f:
-        state = json.load(f)
-    counters = {"images_seen": float(state.get("kimg", 0)) * 1000, "step_counter": int(state.get("steps", 0))}
-    present = {k: v for k, v in counters.items() if hasattr(gan, k)}
-    # the counters are the GAN's own variables now; the old file lacks them
-    gan.load_weights(weights, skip_mismatch=bool(present))
-    for name, value in present.items():
-        getattr(gan, name).assign(value)
-    return int(state.get("epochs_done", 0))
 
 
 def check_same_data(run_dir: str, images: int, resumed: bool) -> None:

@@ -13,6 +13,7 @@ An "epoch" is --kimg-per-epoch thousand images, StyleGAN's "tick", not a pass ov
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
@@ -21,26 +22,35 @@ import time
 import click
 import numpy as np
 
-from core.cli import UserError
+from core.cli import FiniteFloatRange, UserError
 from core.files import atomic_path, ensure_writable_dir
 from core.images import grid, make_gif, save_png, to_uint8
+from keras_models.stylegan.presets import PRESET_FOR_SIZE, PRESETS
+from train import legacy
 from train import resume as R
-from train.common import (
-    FiniteFloatRange,
-    common_options,
-    dry_run,
-    fit_verbosity,
-    gan_images,
-    require_data,
-    start_run,
-    training_callbacks,
-    with_user_errors,
-)
+from train.common import common_options, fit_verbosity, gan_batch, gan_images, training_callbacks
 from train.jit import jit_compile_option, resolve_jit_compile
+from train.run import Family, Run, TrainingData, TrainOptions, run_training
 from train.rundirs import load_run_options
 
 SMALL_DATA = 30000  # DiffAugment on by default below this many images
-SIZE_CONFIGS = {16: "tiny", 32: "small32", 64: "small64", 128: "small128"}
+
+
+@dataclasses.dataclass(frozen=True)
+class StyleGANOptions(TrainOptions):
+    epochs: int = 50
+    batch_size: int = 16
+    augment: str = "auto"
+    policy: str = "color,translation,cutout"
+    r1_gamma: float = 0.5
+    r1_interval: int = 16
+    style_mixing: float = 0.9
+    ema_kimg: float = 2.0
+    kimg_per_epoch: float = 1.0
+    flip: bool = True
+    n_samples: int = 64
+    jit_compile: str = "auto"
+    config: dict | None = None  # the preset's network shape, as the run was made with it
 
 
 @click.command("stylegan")
@@ -58,39 +68,18 @@ SIZE_CONFIGS = {16: "tiny", 32: "small32", 64: "small64", 128: "small128"}
 @click.option("--flip/--no-flip", default=True, show_default=True, help="Random horizontal flips of the training images.")
 @click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each grid.")
 @jit_compile_option()
-@with_user_errors
 def stylegan(**options):
     """Train a StyleGAN2-style generator (64x64 by default; --image-size 128, or --preset NAME).
     One device in float32: --strategy, --tpu and --mixed-precision are not supported here."""
-    from keras_models.common.augment import parse_policy
-    from keras_models.stylegan import CONFIGS
-
-    refuse_distribution(options)
-    if not options["resume"]:  # a resumed run reads its data, preset and size from its options.json
-        require_data(options["data"], "stylegan (e.g. --data ../shared/data/anime_faces)")
-    parse_policy(options["policy"])
-    size = options["image_size"] = options["image_size"] or (CONFIGS[options["preset"]].resolution if options["preset"] in CONFIGS else 64)
-    preset = options["preset"] = options["preset"] or SIZE_CONFIGS.get(size)
-    if preset not in CONFIGS:
-        raise UserError(f"unknown --preset {preset!r} for stylegan; choose one of {', '.join(CONFIGS)}")
-    if CONFIGS[preset].resolution != size:
-        raise UserError(f"--preset {preset} is {CONFIGS[preset].resolution}x{CONFIGS[preset].resolution}, not --image-size {size}")
-    options["lr"] = 0.002 if options["lr"] is None else options["lr"]
-    if options["kimg_per_epoch"] is None:  # --limit 16 --epochs 1: one pass over the 16, not 1000 images (62 steps)
-        options["kimg_per_epoch"] = min(1.0, max(options["limit"], 10) / 1000) if options["limit"] else 1.0
-    options["config"] = CONFIGS[preset].to_dict()
-    options["data"] = list(options["data"])
-    if options["dry_run"]:
-        dry_run(options, "stylegan")
-        return
-    run_dir, options, resumed = start_run("stylegan", options, f"{preset}")
-    fit_stylegan(run_dir, options, resumed)
+    run_training(FAMILY, options)
 
 
-def refuse_distribution(options) -> None:
+def validate(options: dict) -> None:
     """StyleGAN's step is written for one device in float32 (per-device losses, R1, w_avg, the EMA and
     its counters are not replica-aware, and fp16 needs loss scaling), so these options are refused
     before anything is created rather than silently ignored."""
+    from keras_models.common.augment import parse_policy
+
     given = [f"--strategy {options['strategy']}" if (options.get("strategy") or "default") != "default" else "",
              f"--tpu {options['tpu']}" if options.get("tpu") else "",
              f"--mixed-precision {options['mixed_precision']}" if (options.get("mixed_precision") or "off") != "off" else ""]
@@ -98,53 +87,66 @@ def refuse_distribution(options) -> None:
     if given:
         raise UserError(f"stylegan trains on one device in float32: {', '.join(given)} is not supported "
                         "(drop it; --strategy, --tpu and --mixed-precision work for the other models)")
+    if not options["data"]:
+        raise UserError("--data is required for stylegan (e.g. --data ../shared/data/anime_faces)")
+    parse_policy(options["policy"])
 
 
-def fit_stylegan(run_dir, options, resumed):
+def preset_name(options: dict) -> str | None:
+    """--preset, else the preset of --image-size (64 when neither is given)."""
+    return options["preset"] or PRESET_FOR_SIZE.get(options["image_size"] or 64)
+
+
+def check_size(preset, size: int) -> None:
+    if preset.image_size != size:
+        raise UserError(f"--preset {preset.name} is {preset.image_size}x{preset.image_size}, not --image-size {size}")
+
+
+def resolve(options: dict, preset) -> None:
+    options["preset"] = preset.name
+    if options["kimg_per_epoch"] is None:  # --limit 16 --epochs 1: one pass over the 16, not 1000 images (62 steps)
+        options["kimg_per_epoch"] = min(1.0, max(options["limit"], 10) / 1000) if options["limit"] else 1.0
+    options.setdefault("config", preset.network.to_dict())  # a resumed run keeps the shape it was made with
+    options["data"] = list(options["data"])
+
+
+def fit(run: Run, o: StyleGANOptions, preset, data: TrainingData) -> str:
     import keras
     import tensorflow as tf
 
     from data_pipelines import make_dataset
     from keras_models.stylegan import StyleGAN, build
 
-    keras.utils.set_random_seed(options["seed"])
-    size = options["image_size"]
-    data, bs, augment = gan_images("stylegan", options, SMALL_DATA)
-    n = len(data)
-    R.check_same_data(run_dir, n, resumed)
-    steps = max(1, int(round(options["kimg_per_epoch"] * 1000 / bs)))
+    keras.utils.set_random_seed(o.seed)
+    size, n = o.image_size, len(data)
+    bs, augment = gan_batch(o, n, SMALL_DATA)
+    steps = max(1, int(round(o.kimg_per_epoch * 1000 / bs)))
     click.echo(f"train: {n} images at {size}x{size}, batch {bs}, {steps} step{'s' if steps != 1 else ''} per epoch; DiffAugment "
-               f"{'on (' + options['policy'] + ')' if augment else 'off'}; skipped {len(data.skipped)} unreadable")
-    ds = make_dataset(data.images, None, bs, training=True, seed=options["seed"], drop_remainder=True, repeat=True)
-    flip = options["flip"]
-    ds = ds.map(lambda x: tf.where(tf.random.uniform([tf.shape(x)[0], 1, 1, 1]) < 0.5, x[:, :, ::-1], x) if flip else x)
+               f"{'on (' + o.policy + ')' if augment else 'off'}; skipped {len(data.train.skipped)} unreadable")
+    ds = make_dataset(data.train.images, None, bs, training=True, seed=o.seed, drop_remainder=True, repeat=True)
+    ds = ds.map(lambda x: tf.where(tf.random.uniform([tf.shape(x)[0], 1, 1, 1]) < 0.5, x[:, :, ::-1], x) if o.flip else x)
     ds = ds.map(lambda x: x / 127.5 - 1.0)
 
     def make_gan(jit_compile: bool):
-        mapping, synthesis, discriminator = build(options["config"])
-        gan = StyleGAN(mapping, synthesis, discriminator, augment=options["policy"] if augment else "", r1_gamma=options["r1_gamma"],
-                       r1_interval=options["r1_interval"], style_mixing=options["style_mixing"], ema_kimg=options["ema_kimg"],
-                       seed=options["seed"])
+        mapping, synthesis, discriminator = build(o.config)
+        gan = StyleGAN(mapping, synthesis, discriminator, augment=o.policy if augment else "", r1_gamma=o.r1_gamma,
+                       r1_interval=o.r1_interval, style_mixing=o.style_mixing, ema_kimg=o.ema_kimg, seed=o.seed)
         # Adam(0, 0.99) as StyleGAN2, with the lazy-regularisation correction of the discriminator's lr and betas.
-        c = options["r1_interval"] / (options["r1_interval"] + 1) if options["r1_gamma"] > 0 else 1.0
-        gan.compile(d_optimizer=keras.optimizers.Adam(options["lr"] * c, beta_1=0.0, beta_2=0.99**c, epsilon=1e-8),
-                    g_optimizer=keras.optimizers.Adam(options["lr"], beta_1=0.0, beta_2=0.99, epsilon=1e-8),
-                    jit_compile=jit_compile)
+        c = o.r1_interval / (o.r1_interval + 1) if o.r1_gamma > 0 else 1.0
+        gan.compile(d_optimizer=keras.optimizers.Adam(o.lr * c, beta_1=0.0, beta_2=0.99**c, epsilon=1e-8),
+                    g_optimizer=keras.optimizers.Adam(o.lr, beta_1=0.0, beta_2=0.99, epsilon=1e-8), jit_compile=jit_compile)
         return gan
 
-    # Runs saved before --jit-compile left it to Keras (XLA off on a CPU): those time it now.
-    jit = resolve_jit_compile(options, run_dir, resumed, None, make_gan, (bs, size, size, 3), run_steps=options["epochs"] * steps)
-    keras.utils.set_random_seed(options["seed"])  # the same initial weights whichever mode, timed or not
+    jit = resolve_jit_compile(run.options, run.dir, run.resumed, None, make_gan, (bs, size, size, 3), run_steps=o.epochs * steps)
+    keras.utils.set_random_seed(o.seed)  # the same initial weights whichever mode, timed or not
     gan = make_gan(jit)
-    if resumed:  # the step and image counters (R1 schedule, EMA ramp-up) are the GAN's variables: in backup/
-        R.adopt_finished_run(run_dir, gan, lambda g: R.load_final_gan(run_dir, g))
-        R.check_can_continue(run_dir, options["epochs"])
-    monitor = stylegan_monitor(run_dir, gan, options["n_samples"], bs)
-    gan.fit(ds, epochs=options["epochs"], steps_per_epoch=steps,
-            callbacks=[monitor] + training_callbacks(run_dir, resumed, time_limit=options.get("time_limit")), shuffle=False,
-            verbose=fit_verbosity())  # the dataset shuffles
-    click.echo(f"done: {run_dir} (mapping.keras, synthesis.keras; samples in {monitor.samples_dir}); "
-               f"next: python -m train stylegan-directions {run_dir}")
+    if run.resumed:  # the step and image counters (R1 schedule, EMA ramp-up) are the GAN's variables: in backup/
+        legacy.adopt_finished_run(run.dir, gan, lambda g: legacy.final_gan_state(run.dir, g))
+        R.check_can_continue(run.dir, o.epochs)
+    monitor = stylegan_monitor(run.dir, gan, o.n_samples, bs)
+    callbacks = [monitor] + training_callbacks(run.dir, run.resumed, time_limit=o.time_limit)
+    gan.fit(ds, epochs=o.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=fit_verbosity())  # the dataset shuffles
+    return f"(mapping.keras, synthesis.keras; samples in {monitor.samples_dir}); next: python -m train stylegan-directions {run.dir}"
 
 
 def save_networks(run_dir, gan):
@@ -243,7 +245,6 @@ def ws_for_ids(mapping, ids, psi=1.0) -> np.ndarray:
 @click.option("--fraction", type=FiniteFloatRange(0.05, 0.5), default=0.3, show_default=True, help="Top/bottom fraction labelled 1/0.")
 @click.option("--components", type=click.IntRange(0, 64), default=8, show_default=True, help="GANSpace PCA directions (pc0..).")
 @click.option("--seed", type=int, default=1_000_000, show_default=True, help="First id of the labelled samples.")
-@with_user_errors
 def stylegan_directions(run, n, psi, fraction, components, seed):
     """Find attribute directions in w space: auto-labels (image statistics), InterFaceGAN
     boundaries orthogonalised against each other, and GANSpace PCA; writes RUN/directions.json."""
@@ -251,7 +252,8 @@ def stylegan_directions(run, n, psi, fraction, components, seed):
     for name, e in data["directions"].items():
         extra = f", accuracy {e['accuracy']:.2f}" if "accuracy" in e else f", variance {e['variance_fraction']:.3f}"
         eff = e.get("effect")
-        eff_s = f"; +2 moves its score by {eff['own_score_std']:+.2f} std (largest other: {eff['largest_other']} {eff['largest_other_std']:+.2f})" if eff else ""
+        eff_s = (f"; +2 moves its score by {eff['own_score_std']:+.2f} std (largest other: {eff['largest_other']} "
+                 f"{eff['largest_other_std']:+.2f})") if eff else ""
         click.echo(f"{name}: {e['kind']}{extra}{eff_s}")
     click.echo(f"wrote {os.path.join(run, 'directions.json')}")
 
@@ -382,4 +384,6 @@ def stylegan_sheet(run, names, seeds, steps, psi, out, scale):
     click.echo(f"wrote {out}: {len(names) * len(ids)} rows ({', '.join(names)}) x {len(values)} values {values[0]:+g}..{values[-1]:+g}")
 
 
+FAMILY = Family("stylegan", StyleGANOptions, PRESETS, gan_images("stylegan"), fit, lambda o: o.preset, validate=validate,
+                preset_name=preset_name, resolve=resolve, check_size=check_size, distributed=False)
 COMMANDS = [stylegan, stylegan_directions, stylegan_edit, stylegan_sheet]

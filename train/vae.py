@@ -9,6 +9,7 @@ reference 001: loss.png, latent_distribution.png, reconstructions.png, new_faces
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -16,12 +17,14 @@ import click
 import keras
 import numpy as np
 
-from core.cli import UserError
+from core.cli import FiniteFloatRange, UserError
 from core.files import atomic_path, write_json
 from core.images import grid, save_png
+from keras_models.vae import PRESETS
 from train import resume as R
-from train.common import FiniteFloatRange, common_options, dry_run, fit_verbosity, start_run, training_callbacks
-from train.distribute import distribute_arrays, prepare_model, scope, setup, worker_out
+from train.common import common_options, fit_verbosity, training_callbacks
+from train.distribute import distribute_arrays, prepare_model, scope
+from train.run import Family, Run, TrainingData, TrainOptions, run_training
 from train.vae_plots import write_plots
 
 DEFAULT_DATA = ("emoji:twemoji",)
@@ -29,16 +32,16 @@ SAMPLE_GRID = (6, 6)
 BALANCE_CAP = 20
 
 
-def _preset(name: str, image_size: int | None):
-    from keras_models.vae import get_preset
-
-    try:
-        p = get_preset(name)
-        size = p.image_size if image_size is None else image_size
-        p.check_size(size)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    return p, size
+@dataclasses.dataclass(frozen=True)
+class VAEOptions(TrainOptions):
+    epochs: int = 15
+    batch_size: int = 32
+    preset: str = "quick-64"
+    beta: float = 1.0
+    epoch_size: int = 2048
+    balance: bool = True
+    flip: bool = True
+    val_split: float = 0.0
 
 
 @click.command("vae")
@@ -59,56 +62,50 @@ def vae(**options):
     quick-64, tiny-32.
     Images go in as RGB 0..255 (the encoder rescales); the decoder outputs 0..1.
     """
-    resumed_opts = None
-    if options["resume"]:
-        run_dir, resumed_opts, resumed = start_run("vae", options, "")
-        options = resumed_opts
+    run_training(FAMILY, options)
+
+
+def resolve(options: dict, preset) -> None:
     options["data"] = list(options["data"] or DEFAULT_DATA)
-    preset, size = _preset(options["preset"], options["image_size"])
-    options["image_size"] = size
-    options["lr"] = preset.lr if options["lr"] is None else options["lr"]
-    if options["dry_run"]:  # resumed: the run's own options, as it would continue
-        dry_run(options)
-        return
-    strategy = setup(options)  # before any other TensorFlow work (multi-worker needs that)
-    data, heldout = _load_data(options, size)  # before the run directory exists: bad data leaves nothing behind
-    if not resumed_opts:
-        desc = preset.name + "-" + "+".join(_short(d) for d in options["data"])
-        options["out"] = worker_out(options["out"], strategy)
-        run_dir, options, resumed = start_run("vae", options, desc)
-    fit_vae(run_dir, options, resumed, data, strategy, heldout)
+
+
+def describe(o: VAEOptions) -> str:
+    return o.preset + "-" + "+".join(_short(d) for d in o.data)
 
 
 def _short(spec: str) -> str:
     return spec.split(":", 1)[1].split("/")[0] if spec.startswith("emoji:") else os.path.basename(os.path.normpath(spec))
 
 
-def _load_data(options, size):
+def load_data(o: VAEOptions) -> TrainingData:
+    """Every --data source, the smaller ones repeated (--balance), less the held-out images (--val-split)."""
     from data_pipelines import ImageSet, load_source
 
-    sets = [load_source(s, size, 3, limit=options["limit"], on_error=options["on_error"]) for s in options["data"]]
-    for spec, s in zip(options["data"], sets):
+    size = o.image_size
+    sets = [load_source(s, size, 3, limit=o.limit, on_error=o.on_error) for s in o.data]
+    for spec, s in zip(o.data, sets):
         if len(s) == 0:
             raise UserError(f"no images in {spec}")
     heldout = None
-    if options.get("val_split"):
-        splits = split_sources(sets, options["val_split"], options["seed"])
+    if o.val_split:
+        splits = split_sources(sets, o.val_split, o.seed)
         sets = [train for train, _ in splits]
         held = [h for _, h in splits if len(h)]
         heldout = ImageSet(np.concatenate([h.images for h in held]), None, (), sum((h.names for h in held), []), []) if held else None
     counts = [len(s) for s in sets]
-    if options.get("balance", True) and len(sets) > 1:
+    if o.balance and len(sets) > 1:
         # Repeat the smaller sources (at most BALANCE_CAP times) so that e.g. ~100 emoji are not
         # drowned by thousands of character faces in the shared latent space.
         biggest = max(counts)
         sets = [s if len(s) == biggest else _repeat(s, min(BALANCE_CAP, round(biggest / len(s)))) for s in sets]
-    data = ImageSet(np.concatenate([s.images for s in sets]), None, (), sum((s.names for s in sets), []), sum((s.skipped for s in sets), []))
-    parts = ", ".join(f"{spec}: {c}" + (f" (x{len(s) // c})" if len(s) != c else "") for spec, c, s in zip(options["data"], counts, sets))
+    data = ImageSet(np.concatenate([s.images for s in sets]), None, (), sum((s.names for s in sets), []),
+                    sum((s.skipped for s in sets), []))
+    parts = ", ".join(f"{spec}: {c}" + (f" (x{len(s) // c})" if len(s) != c else "") for spec, c, s in zip(o.data, counts, sets))
     held = f"; held out {len(heldout)}" if heldout is not None else ""
     click.echo(f"data: {len(data)} images {size}x{size} ({parts}){held}; skipped {len(data.skipped)} unreadable")
     for line in data.skipped[:5]:
         click.echo(f"  skipped: {line}", err=True)
-    return data, heldout
+    return TrainingData(data, heldout)
 
 
 def split_sources(sets, fraction: float, seed: int) -> list:
@@ -134,50 +131,46 @@ def _repeat(s, times):
     return ImageSet(np.concatenate([s.images] * times), None, (), s.names * times, s.skipped) if times > 1 else s
 
 
-def fit_vae(run_dir, options, resumed, data, strategy=None, heldout=None):
+def fit(run: Run, o: VAEOptions, preset, data: TrainingData) -> str:
     from keras import layers
 
     from data_pipelines import make_dataset
     from keras_models.vae import build_vae
 
-    preset, size = _preset(options["preset"], options["image_size"])
-    keras.utils.set_random_seed(options["seed"])
-    bs = options["batch_size"]
-    n = len(data)
-    R.check_same_data(run_dir, n, resumed)
-    steps = math.ceil(max(n, options.get("epoch_size") or 0) / bs)
-    augment = layers.RandomFlip("horizontal", seed=options["seed"]) if options.get("flip", True) else None
-    ds = distribute_arrays(strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=options["seed"], augment=augment, repeat=True),
-                           data.images, None, bs)
+    keras.utils.set_random_seed(o.seed)
+    n, bs, size, heldout = len(data), o.batch_size, o.image_size, data.val
+    steps = math.ceil(max(n, o.epoch_size) / bs)
+    augment = layers.RandomFlip("horizontal", seed=o.seed) if o.flip else None
+    ds = distribute_arrays(run.strategy,
+                           lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=o.seed, augment=augment, repeat=True),
+                           data.train.images, None, bs)
 
-    with scope(strategy):  # variables (model and optimizer) under the strategy
-        model = build_vae(preset, size, beta=options.get("beta", 1.0), seed=options["seed"])
-        prepare_model(model, strategy)
-        model.compile(optimizer=keras.optimizers.Adam(options["lr"]))
-    write_json(os.path.join(run_dir, "vae.json"), {
-        "preset": preset.to_dict(), "image_size": size, "z_dim": preset.z_dim, "beta": options.get("beta", 1.0),
+    with scope(run.strategy):  # variables (model and optimizer) under the strategy
+        model = build_vae(preset, size, beta=o.beta, seed=o.seed)
+        prepare_model(model, run.strategy)
+        model.compile(optimizer=keras.optimizers.Adam(o.lr))
+    write_json(os.path.join(run.dir, "vae.json"), {
+        "preset": preset.to_dict(), "image_size": size, "z_dim": preset.z_dim, "beta": o.beta,
         "encoder": "encoder.keras: float32 RGB 0..255 (N,H,W,3) -> [z_mean, z_log_var] (N,z_dim) each",
         "decoder": "decoder.keras: z (N,z_dim) -> float32 RGB 0..1 (N,H,W,3)",
     })
-    noise = np.random.default_rng(options["seed"]).standard_normal((SAMPLE_GRID[0] * SAMPLE_GRID[1], preset.z_dim)).astype("float32")
-    callbacks = training_callbacks(run_dir, resumed, time_limit=options.get("time_limit")) + [
-        SampleGrid(run_dir, model.decoder, noise), SaveModels(run_dir, model.encoder, model.decoder)]
+    noise = np.random.default_rng(o.seed).standard_normal((SAMPLE_GRID[0] * SAMPLE_GRID[1], preset.z_dim)).astype("float32")
+    callbacks = training_callbacks(run.dir, run.resumed, time_limit=o.time_limit) + [
+        SampleGrid(run.dir, model.decoder, noise), SaveModels(run.dir, model.encoder, model.decoder)]
     if heldout is not None:  # first: its figures join the epoch's logs before CSVLogger writes them
         callbacks.insert(0, HeldOut(model, heldout.images))
-    if resumed:
-        R.check_can_continue(run_dir, options["epochs"])
-    click.echo(f"training {model.name}: {n} images, {steps} steps of {bs} per epoch, {options['epochs']} epochs -> {run_dir}")
-    model.fit(ds, epochs=options["epochs"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False,
-              verbose=fit_verbosity())
-    save_models(run_dir, model.encoder, model.decoder)
+    if run.resumed:
+        R.check_can_continue(run.dir, o.epochs)
+    click.echo(f"training {model.name}: {n} images, {steps} steps of {bs} per epoch, {o.epochs} epochs -> {run.dir}")
+    model.fit(ds, epochs=o.epochs, steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=fit_verbosity())
+    save_models(run.dir, model.encoder, model.decoder)
     if heldout is not None:
         figures = heldout_figures(model, heldout.images)
-        write_json(os.path.join(run_dir, "heldout.json"), dict(figures, images=len(heldout), val_split=options["val_split"],
-                                                                 names=heldout.names))
+        write_json(os.path.join(run.dir, "heldout.json"), dict(figures, images=len(heldout), val_split=o.val_split, names=heldout.names))
         click.echo(f"held out {len(heldout)} images: reconstruction MSE {figures['mse']:.5f}, PSNR {figures['psnr_db']:.2f} dB, "
                    f"KL {figures['kl']:.2f}")
-    write_plots(run_dir, model.encoder, model.decoder, data.images, options["seed"])
-    click.echo(f"done: {run_dir} (encoder.keras, decoder.keras, loss.png, latent_distribution.png, reconstructions.png, new_faces.png)")
+    write_plots(run.dir, model.encoder, model.decoder, data.train.images, o.seed)
+    return "(encoder.keras, decoder.keras, loss.png, latent_distribution.png, reconstructions.png, new_faces.png)"
 
 
 def save_models(run_dir, encoder, decoder):
@@ -250,4 +243,9 @@ class SaveModels(keras.callbacks.Callback):
         save_models(self.run_dir, self.encoder, self.decoder)
 
 
+def check_size(preset, size: int) -> None:
+    preset.check_size(size)
+
+
+FAMILY = Family("vae", VAEOptions, PRESETS, load_data, fit, describe, resolve=resolve, check_size=check_size)
 COMMANDS = [vae]

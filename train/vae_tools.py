@@ -127,13 +127,15 @@ def vae_attribute(run_dir, attr, character, out, strengths, attr_data, scale):
     group = load_source(attr_data, size, 3)
     positive = np.array([name_matches(n, attr) for n in group.names])
     if not positive.any() or positive.all():
-        raise UserError(f"attribute {attr!r} matches {int(positive.sum())} of {len(group)} images in {attr_data}: need some with and some without")
+        raise UserError(f"attribute {attr!r} matches {int(positive.sum())} of {len(group)} images in {attr_data}: need some "
+                        "with and some without")
     vector = attribute_vector(encode(encoder, group.images), positive)
     z = encode(encoder, img[None])[0]
     frames = decode(decoder, apply_attribute(z, vector, levels))
     save_png(out, grid(np.concatenate([img[None], frames]), cols=len(frames) + 1, rows=1), scale)
     matched = [n for n, p in zip(group.names, positive) if p]
-    click.echo(f"attribute {attr!r}: {len(matched)} of {len(group)} images ({', '.join(matched[:4])}{', ...' if len(matched) > 4 else ''}); "
+    click.echo(f"attribute {attr!r}: {len(matched)} of {len(group)} images "
+               f"({', '.join(matched[:4])}{', ...' if len(matched) > 4 else ''}); "
                f"|v| = {np.linalg.norm(vector):.2f}; {name} at strengths {levels}: {out}")
 
 

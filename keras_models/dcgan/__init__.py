@@ -5,7 +5,7 @@ Its DiffAugment and the id -> noise function behind claimable emotes live in ker
 from keras_models.common.noise import MAX_ID, noise_for_id, noise_for_ids
 from keras_models.dcgan.gan import DCGAN
 from keras_models.dcgan.networks import kerasio_discriminator, kerasio_generator, tutorial_discriminator, tutorial_generator
-from keras_models.dcgan.presets import PRESETS, DCGANPreset, get_preset
+from keras_models.dcgan.presets import PRESETS, Preset, get_preset
 
-__all__ = ["DCGAN", "DCGANPreset", "MAX_ID", "PRESETS", "get_preset", "kerasio_discriminator",
+__all__ = ["DCGAN", "Preset", "MAX_ID", "PRESETS", "get_preset", "kerasio_discriminator",
            "kerasio_generator", "noise_for_id", "noise_for_ids", "tutorial_discriminator", "tutorial_generator"]

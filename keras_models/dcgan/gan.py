@@ -107,7 +107,8 @@ class DCGAN(keras.Model):
         a plain function does not. Without a strategy both are the batch mean."""
         n = tf.distribute.get_strategy().num_replicas_in_sync
         loss = tf.cast(self.loss_fn(y, p), tf.float32)
-        if isinstance(self.loss_fn, keras.losses.Loss) and self.loss_fn.reduction in ("sum_over_batch_size", "mean", "mean_with_sample_weight"):
+        mean_reductions = ("sum_over_batch_size", "mean", "mean_with_sample_weight")
+        if isinstance(self.loss_fn, keras.losses.Loss) and self.loss_fn.reduction in mean_reductions:
             return loss, loss * n
         return loss / n, loss
 

@@ -9,7 +9,7 @@ from keras_models.dcgan import networks
 
 
 @dataclass(frozen=True)
-class DCGANPreset:
+class Preset:
     name: str
     nz: int
     lr: float
@@ -29,14 +29,14 @@ class DCGANPreset:
 
 
 PRESETS = {
-    "pytorch-tutorial": DCGANPreset("pytorch-tutorial", nz=100, lr=2e-4, beta_1=0.5, image_size=64, width=64, d_width=64,
+    "pytorch-tutorial": Preset("pytorch-tutorial", nz=100, lr=2e-4, beta_1=0.5, image_size=64, width=64, d_width=64,
                                     description="PyTorch DCGAN tutorial (reference 000): nz 100, Adam 2e-4 beta1 0.5"),
-    "keras-io": DCGANPreset("keras-io", nz=128, lr=1e-4, beta_1=0.5, image_size=64, width=128, d_width=64,
+    "keras-io": Preset("keras-io", nz=128, lr=1e-4, beta_1=0.5, image_size=64, width=128, d_width=64,
                             description="keras-io DCGAN example: latent 128, Adam 1e-4"),
 }
 
 
-def get_preset(name: str) -> DCGANPreset:
+def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise ConfigError(f"unknown DCGAN preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown DCGAN preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]

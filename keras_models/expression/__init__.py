@@ -1,5 +1,5 @@
 """Facial-expression classifiers: on-device nets for 48x48 grey faces, vgg-fer, VGGFace ResNet-50."""
 
-from keras_models.expression.presets import ARCHS, arch_spec, build_classifier
+from keras_models.expression.presets import PRESETS, Preset, build_classifier, get_preset
 
-__all__ = ["ARCHS", "build_classifier", "arch_spec"]
+__all__ = ["PRESETS", "Preset", "build_classifier", "get_preset"]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-DEFAULT_LR = {"emonet-s": 2e-3, "emonet-s2": 2e-3, "emonet-xs": 3e-3, "vgg-fer": 1e-3, "vggface-resnet50": 1e-4}
-
 
 def compile_for_training(model, lr: float, total_steps: int, *, weight_decay: float = 0.01, label_smoothing: float = 0.1,
                          teacher=None, soft_targets: bool = False, temperature: float = 4.0, alpha: float = 0.5,

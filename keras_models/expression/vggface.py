@@ -205,7 +205,8 @@ def save_vggface_h5(model: keras.Model, path: str) -> None:
         for n in names:
             layer = by_name[n]
             g = f.create_group(h5_name(n))
-            kinds = ["gamma", "beta", "moving_mean", "moving_variance"] if isinstance(layer, layers.BatchNormalization) else ["kernel", "bias"]
+            batch_norm = isinstance(layer, layers.BatchNormalization)
+            kinds = ["gamma", "beta", "moving_mean", "moving_variance"] if batch_norm else ["kernel", "bias"]
             wnames = [f"{h5_name(n)}/{k}:0" for k in kinds[: len(layer.weights)]]
             g.attrs["weight_names"] = [w.encode("utf8") for w in wnames]
             for w, v in zip(wnames, layer.get_weights()):

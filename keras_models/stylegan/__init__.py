@@ -14,8 +14,6 @@ from keras_models.stylegan.layers import (
     Truncation,
 )
 from keras_models.stylegan.networks import (
-    CONFIGS,
-    StyleGANConfig,
     build,
     discriminator_network,
     generator,
@@ -24,7 +22,8 @@ from keras_models.stylegan.networks import (
     synthesis_from_w,
     synthesis_network,
 )
+from keras_models.stylegan.presets import PRESET_FOR_SIZE, PRESETS, Preset, StyleGANConfig, get_preset
 
-__all__ = ["CONFIGS", "ConstantInput", "EqualConv2D", "EqualDense", "MinibatchStd", "ModulatedConv2D", "PixelNorm", "SelectW",
-           "StyleGAN", "StyleGANConfig", "Truncation", "build", "discriminator_network", "generator", "get_config",
-           "mapping_network", "synthesis_from_w", "synthesis_network"]
+__all__ = ["PRESETS", "PRESET_FOR_SIZE", "ConstantInput", "EqualConv2D", "EqualDense", "MinibatchStd", "ModulatedConv2D", "PixelNorm",
+           "Preset", "SelectW", "StyleGAN", "StyleGANConfig", "Truncation", "build", "discriminator_network", "generator", "get_config",
+           "get_preset", "mapping_network", "synthesis_from_w", "synthesis_network"]

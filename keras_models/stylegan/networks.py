@@ -9,12 +9,10 @@ Images are in [-1, 1] (not clipped: clip when converting to pixels).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import keras
 
-from core.errors import ConfigError
 from keras_models.stylegan.layers import (
     ConstantInput,
     EqualConv2D,
@@ -25,52 +23,16 @@ from keras_models.stylegan.layers import (
     SelectW,
     Truncation,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class StyleGANConfig:
-    resolution: int = 64
-    z_dim: int = 256
-    w_dim: int = 256
-    mapping_layers: int = 4
-    mapping_lr_mul: float = 0.01
-    channel_base: int = 2048  # channels at resolution r: min(channel_base // r, channel_max)
-    channel_max: int = 256
-    d_channel_base: int | None = None  # discriminator; default channel_base
-
-    def channels(self, res: int, base: int | None = None) -> int:
-        return max(8, min((base or self.channel_base) // res, self.channel_max))
-
-    @property
-    def log2(self) -> int:
-        return int(math.log2(self.resolution))
-
-    @property
-    def num_ws(self) -> int:
-        return 2 * self.log2 - 2
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-CONFIGS = {
-    "tiny": StyleGANConfig(resolution=16, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256, channel_max=32),
-    "small32": StyleGANConfig(resolution=32, z_dim=128, w_dim=128, mapping_layers=4, channel_base=2048, channel_max=128),
-    "lite64": StyleGANConfig(resolution=64, z_dim=128, w_dim=128, mapping_layers=4, channel_base=1024, channel_max=128),
-    "small64": StyleGANConfig(resolution=64, z_dim=256, w_dim=256, mapping_layers=4, channel_base=2048, channel_max=256),
-    "base64": StyleGANConfig(resolution=64, z_dim=512, w_dim=512, mapping_layers=8, channel_base=8192, channel_max=512),
-    "small128": StyleGANConfig(resolution=128, z_dim=256, w_dim=256, mapping_layers=4, channel_base=4096, channel_max=256),
-}
+from keras_models.stylegan.presets import StyleGANConfig, get_preset
 
 
 def get_config(name_or_res) -> StyleGANConfig:
+    """The network shape of a preset name, a StyleGANConfig or its dict (a run's options.json "config")."""
     if isinstance(name_or_res, StyleGANConfig):
         return name_or_res
     if isinstance(name_or_res, dict):
         return StyleGANConfig(**name_or_res)
-    if name_or_res in CONFIGS:
-        return CONFIGS[name_or_res]
-    raise ConfigError(f"unknown StyleGAN config {name_or_res!r}; choose one of {', '.join(CONFIGS)}")
+    return get_preset(name_or_res).network
 
 
 def mapping_network(cfg: StyleGANConfig, psi: float = 1.0, name="mapping") -> keras.Model:

@@ -5,6 +5,6 @@ Decoder input: z; output: RGB 0..1 (sigmoid). See `keras_models.vae.model`.
 """
 
 from keras_models.vae.model import Sampling, VAETrainer, build_decoder, build_encoder, build_vae
-from keras_models.vae.presets import PRESETS, VAEPreset, get_preset
+from keras_models.vae.presets import PRESETS, Preset, get_preset
 
-__all__ = ["PRESETS", "Sampling", "VAEPreset", "VAETrainer", "build_decoder", "build_encoder", "build_vae", "get_preset"]
+__all__ = ["PRESETS", "Sampling", "Preset", "VAETrainer", "build_decoder", "build_encoder", "build_vae", "get_preset"]

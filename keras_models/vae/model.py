@@ -15,7 +15,7 @@ import keras
 from keras import layers, ops
 
 from keras_models.common.replicas import replica_rows
-from keras_models.vae.presets import VAEPreset, get_preset
+from keras_models.vae.presets import Preset, get_preset
 
 PACKAGE = "emotekit.vae"
 
@@ -38,7 +38,7 @@ class Sampling(layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-def build_encoder(preset: VAEPreset | str, image_size: int | None = None, name: str = "encoder") -> keras.Model:
+def build_encoder(preset: Preset | str, image_size: int | None = None, name: str = "encoder") -> keras.Model:
     """Functional encoder: image (0..255) -> [z_mean, z_log_var]."""
     p = get_preset(preset) if isinstance(preset, str) else preset
     size = image_size or p.image_size
@@ -57,7 +57,7 @@ def build_encoder(preset: VAEPreset | str, image_size: int | None = None, name: 
     return keras.Model(inputs, [z_mean, z_log_var], name=name)
 
 
-def build_decoder(preset: VAEPreset | str, image_size: int | None = None, name: str = "decoder") -> keras.Model:
+def build_decoder(preset: Preset | str, image_size: int | None = None, name: str = "decoder") -> keras.Model:
     """Functional decoder: z -> image (0..1, sigmoid), the encoder mirrored."""
     p = get_preset(preset) if isinstance(preset, str) else preset
     size = image_size or p.image_size
@@ -167,7 +167,7 @@ class VAETrainer(keras.Model):
         return cls(**config)
 
 
-def build_vae(preset: VAEPreset | str, image_size: int | None = None, beta: float = 1.0, seed=None) -> VAETrainer:
+def build_vae(preset: Preset | str, image_size: int | None = None, beta: float = 1.0, seed=None) -> VAETrainer:
     """Encoder + decoder + trainer for a preset (not compiled)."""
     p = get_preset(preset) if isinstance(preset, str) else preset
     return VAETrainer(build_encoder(p, image_size), build_decoder(p, image_size),

@@ -8,7 +8,7 @@ from core.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class VAEPreset:
+class Preset:
     """Everything that shapes a VAE.
 
     The encoder is `len(encoder_filters)` Conv2D layers of stride 2; the decoder mirrors it:
@@ -45,30 +45,30 @@ class VAEPreset:
         return asdict(self)
 
 
-PRESETS: dict[str, VAEPreset] = {
+PRESETS: dict[str, Preset] = {
     # GDL 1st ed., CelebA faces: 128x128x3, Conv 32/64/64/64 k3 s2 + BN + LeakyReLU + Dropout 0.25,
     # z = 200, decoder mirrored (ConvT 64/64/32 then 3 with a sigmoid), loss 10000 * MSE + KL, Adam 5e-4.
-    "gdl1-128": VAEPreset("gdl1-128", 128, (32, 64, 64, 64), (64, 64, 32), 2, 200, 10000.0, 5e-4,
+    "gdl1-128": Preset("gdl1-128", 128, (32, 64, 64, 64), (64, 64, 32), 2, 200, 10000.0, 5e-4,
                           dropout=0.25, description="Foster GDL1 CelebA VAE, 128x128, z=200, 10000*MSE+KL"),
     # GDL 2nd ed., CelebA faces: 64x64x3, five Conv 64 s2 + BN + LeakyReLU, z = 200; decoder
     # Dense + BN + LeakyReLU, five ConvT 64 s2 + BN + LeakyReLU, ConvT 3 s1 sigmoid; 2000 * MSE + KL.
-    "gdl2-64": VAEPreset("gdl2-64", 64, (64,) * 5, (64,) * 5, 1, 200, 2000.0, 5e-4, dense_bn=True,
+    "gdl2-64": Preset("gdl2-64", 64, (64,) * 5, (64,) * 5, 1, 200, 2000.0, 5e-4, dense_bn=True,
                          description="Foster GDL2 CelebA VAE, 64x64, z=200, 2000*MSE+KL"),
     # The default of `python -m train vae`: GDL1's layout at 64x64 without dropout, a smaller z
     # for ~100 emoji and a faster learning rate, so a 2-core CPU gives recognisable faces in minutes.
-    "quick-64": VAEPreset("quick-64", 64, (32, 64, 64, 64), (64, 64, 32), 2, 32, 2000.0, 1e-3,
+    "quick-64": Preset("quick-64", 64, (32, 64, 64, 64), (64, 64, 32), 2, 32, 2000.0, 1e-3,
                           description="GDL1 layout at 64x64, z=32, no dropout: minutes on a CPU"),
     # The morph panel's: GDL1's widening encoder (32/64/128/256, to 4x4x256 instead of GDL2's 2x2x64, the
     # bottleneck that blurred every face into the same one) and a mirrored decoder, z = 200, 20000 * MSE + KL
     # (GDL2's 2000 let the KL term win: one blurred face per hair colour). Less compute than gdl2-64.
-    "morph-64": VAEPreset("morph-64", 64, (32, 64, 128, 256), (128, 64, 32), 2, 200, 20000.0, 1e-3, dense_bn=True,
+    "morph-64": Preset("morph-64", 64, (32, 64, 128, 256), (128, 64, 32), 2, 200, 20000.0, 1e-3, dense_bn=True,
                           description="characters + emoji morph, 64x64, z=200, 4x4x256 bottleneck, 20000*MSE+KL"),
     # For tests and smoke runs.
-    "tiny-32": VAEPreset("tiny-32", 32, (16, 16), (16,), 2, 8, 1000.0, 1e-3, description="test-sized"),
+    "tiny-32": Preset("tiny-32", 32, (16, 16), (16,), 2, 8, 1000.0, 1e-3, description="test-sized"),
 }
 
 
-def get_preset(name: str) -> VAEPreset:
+def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ConfigError(f"unknown VAE preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]

@@ -90,7 +90,8 @@ def with_class_weights(ds, class_weight: dict | None, num_classes: int | None = 
     table = tf.constant([float(class_weight.get(i, 1.0)) for i in range(max(class_weight) + 1)], tf.float32)
 
     def add(x, y):
-        index = tf.argmax(y[..., :num_classes] if num_classes else y, axis=-1) if y.shape.rank and y.shape.rank > 1 else tf.cast(y, tf.int64)
+        one_hot = y.shape.rank and y.shape.rank > 1
+        index = tf.argmax(y[..., :num_classes] if num_classes else y, axis=-1) if one_hot else tf.cast(y, tf.int64)
         return x, y, tf.gather(table, index)
 
     return ds.map(add, num_parallel_calls=tf.data.AUTOTUNE)
