@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -87,3 +88,12 @@ def read_options_file(path: str) -> dict:
     if not isinstance(opts, dict):
         raise UserError(f"{path} is damaged: a JSON {json_kind(opts)}, not the object of a run's options")
     return opts
+
+
+def sha256_file(path: str) -> str:
+    """The sha256 of a file's bytes (hex), read a megabyte at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

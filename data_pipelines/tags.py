@@ -11,7 +11,6 @@ The tags file: {"format": "emotekit-tags", "version": 1, "labels": [...], "model
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from core.crop import DEFAULT, CropContract, crop_square
 from core.errors import DataError
-from core.files import atomic_path
+from core.files import atomic_path, sha256_file
 from core.images import grid
 from core.labels import FER_LABELS
 
@@ -55,21 +54,13 @@ def tag_images(classifier, images, contract: CropContract = DEFAULT, batch: int 
     return probs
 
 
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def make_tags(paths, probs, labels=FER_LABELS, model_path: str | None = None, **meta) -> dict:
     """The tags document for images `paths` (names as stored) and their probabilities (N, len(labels))."""
     probs = np.asarray(probs, np.float64)
     if probs.shape != (len(paths), len(labels)):
         raise DataError(f"{len(paths)} images and probabilities of shape {probs.shape} for {len(labels)} labels")
     top = probs.argmax(1) if len(probs) else np.zeros(0, int)
-    model = {"path": model_path, "sha256": sha256_of(model_path)} if model_path else None
+    model = {"path": model_path, "sha256": sha256_file(model_path)} if model_path else None
     return {"format": FORMAT, "version": VERSION, "labels": list(labels), "model": model, **meta,
             "counts": {name: int((top == i).sum()) for i, name in enumerate(labels)},
             "items": [{"path": p, "probs": [round(float(v), 5) for v in row]} for p, row in zip(paths, probs)]}

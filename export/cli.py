@@ -166,10 +166,9 @@ def expression_directions(models, classifier, samples, sheets):
     CLASSIFIER: sliders added to the directions file, "expression_vectors" to the latents file."""
     import numpy as np
 
-    from core.files import atomic_path
+    from core.files import atomic_path, sha256_file
     from core.images import grid, save_png, to_uint8
     from core.runtime import load_classifier
-    from data_pipelines.tags import sha256_of
     from export import expression_directions as E
     from keras_models.common.noise import noise_for_ids
     from keras_models.stylegan.directions import save_directions
@@ -188,7 +187,7 @@ def expression_directions(models, classifier, samples, sheets):
             raise UserError(f"{p} is not JSON ({e})") from None
 
     clf = load_classifier(classifier)
-    digest = sha256_of(classifier)
+    digest = sha256_file(classifier)
     dirs_path, lat_path = path("stylegan-directions.json"), path("vae-decoder-latents.json")
     mapping, synthesis = E.Generator(path("stylegan-mapping.tflite")), E.Generator(path("stylegan-synthesis.tflite"))
     decoder = E.Generator(path("vae-decoder.tflite"))

@@ -15,7 +15,7 @@ import click
 
 from core.cli import UserError
 from core.crop import CropContract
-from core.files import check_can_write, ensure_writable_dir, json_kind
+from core.files import check_can_write, ensure_writable_dir, json_kind, sha256_file
 from export.tflite import Target
 
 
@@ -132,9 +132,8 @@ def stale_entries(out_dir: str, entries=None) -> list:
         if not m.get("path") or not os.path.isfile(path):
             stale.append(m.get("path"))
         elif m.get("sha256"):
-            with open(path, "rb") as f:
-                if sha256_bytes(f.read()) != m["sha256"]:
-                    stale.append(m["path"])
+            if sha256_file(path) != m["sha256"]:
+                stale.append(m["path"])
         elif isinstance(m.get("size_bytes"), int) and os.path.getsize(path) != m["size_bytes"]:
             stale.append(m["path"])
     return stale

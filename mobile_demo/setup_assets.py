@@ -15,7 +15,6 @@ already there is skipped. Called by `scripts/setup.sh --web`.
 from __future__ import annotations
 
 import filecmp
-import hashlib
 import os
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ import zipfile
 import click
 
 from core.cli import UserError, run_cli
-from core.files import atomic_path
+from core.files import atomic_path, sha256_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENDOR = os.path.join(HERE, "static", "vendor")
@@ -41,14 +40,6 @@ MESH_MEMBER = "mediapipe/modules/face_landmark/face_landmark.tflite"
 FACE_MESH_SHA256 = "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"  # 1,242,398 bytes
 NODE_MODULES = os.path.join(HERE, "node_modules")
 LITERT_PACKAGES = ("core", "wasm-utils")
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 
@@ -108,7 +99,7 @@ def fetch_from_wheel(assets, wheel: str | None = None, quiet=False) -> list[str]
         _download_and_extract(missing, quiet)
     if not quiet:
         for _name, _member, digest, dest in missing:
-            known = "known sha256" if sha256(dest) == digest else "sha256 differs from the cp311 wheel's"
+            known = "known sha256" if sha256_file(dest) == digest else "sha256 differs from the cp311 wheel's"
             click.echo(f"ok: {os.path.relpath(dest)} ({os.path.getsize(dest)} bytes, {known})")
     return [a[3] for a in assets]
 

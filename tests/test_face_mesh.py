@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from face_meshes import face, place
 
+from core.files import sha256_file
 from mobile_demo import face_mesh as fm
 from mobile_demo.face_detector import BLAZEFACE_PATH, Face
 
@@ -100,7 +101,7 @@ def test_setup_assets_takes_both_models_from_one_wheel(tmp_path, monkeypatch):
         sa.fetch_face_mesh(str(tmp_path / "m2.tflite"), wheel=str(bad), quiet=True)
     assert sa.FACE_MESH_SHA256 == "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"
     if os.path.isfile(sa.FACE_MESH):
-        assert sa.sha256(sa.FACE_MESH) == sa.FACE_MESH_SHA256 and os.path.getsize(sa.FACE_MESH) == 1242398
+        assert sha256_file(sa.FACE_MESH) == sa.FACE_MESH_SHA256 and os.path.getsize(sa.FACE_MESH) == 1242398
 
 
 def fer_faces(label: str, n: int):
