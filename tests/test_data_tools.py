@@ -9,11 +9,10 @@ import sys
 
 import numpy as np
 import pytest
+from clirun import run_data_tools
 from PIL import Image, ImageDraw
 
-from core.cli import run_cli
 from core.errors import DataError
-from data_pipelines.__main__ import cli
 from data_pipelines.voc import crop_voc, parse_voc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,14 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run(capsys, monkeypatch, *args):
     """Runs `python -m data_pipelines ARGS` in-process; returns (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["python -m data_pipelines", *map(str, args)])
-    code = 0
-    try:
-        run_cli(cli, "python -m data_pipelines")
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_data_tools(args, monkeypatch, capsys)
 
 
 def one_line_error(code, err, *fragments):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
+from clirun import run_data_tools
 from PIL import Image
 
+from core.files import sha256_file
 from core.labels import FER_LABELS
 from data_pipelines import tags as T
 from export import expression_directions as E
@@ -19,17 +20,7 @@ MODEL = os.path.join(os.path.dirname(__file__), "..", "mobile_demo", "models", "
 
 
 def run_tag(args, monkeypatch, capsys):
-    from core.cli import run_cli
-    from data_pipelines.__main__ import cli
-
-    monkeypatch.setattr(sys, "argv", ["python -m data_pipelines", "tag", *args])
-    code = 0
-    try:
-        run_cli(cli, "python -m data_pipelines")
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_data_tools(["tag", *args], monkeypatch, capsys)
 
 
 def test_face_inputs_take_the_centred_square_through_the_crop_contract():
@@ -85,7 +76,7 @@ def test_tag_command_writes_tags_and_sheets_with_the_model_hash(tmp_path, monkey
     assert code == 0, err
     doc = json.loads(out.read_text())
     assert doc["format"] == "emotekit-tags" and len(doc["items"]) == 3
-    assert doc["model"]["sha256"] == T.sha256_of(MODEL) and "tag" in doc["command"]
+    assert doc["model"]["sha256"] == sha256_file(MODEL) and "tag" in doc["command"]
     assert all(abs(sum(it["probs"]) - 1) < 7 / 256 for it in doc["items"])  # int8 outputs: a step of 1/256 each
     assert sorted(os.listdir(tmp_path / "s")) == sorted(f"tags-{c}.png" for c in FER_LABELS)
     code, _, err = run_tag([str(src), "--model", MODEL, "--out", str(tmp_path / "tags.csv")], monkeypatch, capsys)
