@@ -170,7 +170,6 @@ def expression_directions(models, classifier, samples, sheets):
     from core.images import grid, save_png, to_uint8
     from core.runtime import load_classifier
     from export import expression_directions as E
-    from keras_models.common.noise import noise_for_ids
     from keras_models.stylegan.directions import save_directions
 
     def path(name):
@@ -205,8 +204,7 @@ def expression_directions(models, classifier, samples, sheets):
     click.echo(f"wrote {dirs_path} ({', '.join(doc['directions'])}) and {lat_path} ({', '.join(vectors)})")
     if sheets:
         os.makedirs(sheets, exist_ok=True)
-        w_avg = np.asarray(doc["w_avg"], np.float32)
-        ws = E.D.truncate(mapping(noise_for_ids([1000000, 1000001, 1000002], 128)), w_avg, doc.get("psi", 0.8))
+        ws = E.stylegan_ws(mapping, [1000000, 1000001, 1000002], np.asarray(doc["w_avg"], np.float32), doc.get("psi", 0.8))
         chars = [c["z"] for c in latents["characters"][:4]]
         for name in vectors:
             d = doc["directions"][name]

@@ -86,7 +86,7 @@ def rises(p) -> dict:
 # --------------------------------------------------------------------------- StyleGAN
 
 
-def stylegan_images(mapping: Generator, synthesis: Generator, ws) -> np.ndarray:
+def stylegan_images(synthesis: Generator, ws) -> np.ndarray:
     return to_uint8(synthesis(ws))
 
 
@@ -102,7 +102,7 @@ def stylegan_directions(doc: dict, mapping: Generator, synthesis: Generator, cla
     -2 to +2 in standard deviations of the samples)."""
     w_avg, psi = np.asarray(doc["w_avg"], np.float32), float(doc.get("psi", 0.8))
     ws = stylegan_ws(mapping, range(seed, seed + n), w_avg, psi)
-    images = stylegan_images(mapping, synthesis, ws)
+    images = stylegan_images(synthesis, ws)
     probs = tag(classifier, images)
     log(f"tagged {n} StyleGAN samples: top class " + ", ".join(
         f"{c} {int((probs.argmax(1) == i).sum())}" for i, c in enumerate(FER_LABELS)))
@@ -115,7 +115,7 @@ def stylegan_directions(doc: dict, mapping: Generator, synthesis: Generator, cla
         v = project_out(raw, keep)
         scale = float((ws @ v).std())
         entry = {"vector": v, "scale": scale}
-        along = [stylegan_images(mapping, synthesis, D.apply_edits(test_ws, {name: entry}, {name: a})) for a in ALPHAS]
+        along = [stylegan_images(synthesis, D.apply_edits(test_ws, {name: entry}, {name: a})) for a in ALPHAS]
         p = np.stack([tag(classifier, im)[:, expression_index(name)] for im in along], axis=1)
         lo, hi = D.image_scores(along[0]), D.image_scores(along[-1])
         hair = {k: float(np.mean(hi[k] - lo[k]) / hair_sd[k]) for k in hair_sd}

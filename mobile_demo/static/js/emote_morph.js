@@ -106,14 +106,17 @@ export async function setupMorph(manifest, {onSticker, face}) {
     followToggle(followBox, face, async (f) => {
       const w = wearFromFace(f.labels, f.probs, wears.map((e) => e.name));
       if (!w) return;
-      if (mode !== 'wear') await setMode('wear');
+      if (mode !== 'wear') {
+        await setMode('wear');
+        delete followBox.dataset.drawn;  // setMode drew its first expression: draw the face's
+      }
       const item = wears.find((e) => e.name === w.name);
       if (item !== sel.right) {
         sel.right = item;
         for (const x of rightEl.children) x.setAttribute('aria-selected', String(x.title.endsWith(` ${item.name}`)));
       }
       const v = w.strength.toFixed(2);
-      if (slider.value === v && item === sel.right && followBox.dataset.drawn === `${item.name}@${v}`) return;
+      if (followBox.dataset.drawn === `${item.name}@${v}`) return;  // this frame's expression is already drawn
       slider.value = v;
       followBox.dataset.drawn = `${item.name}@${v}`;
       await update();
