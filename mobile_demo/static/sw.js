@@ -2,7 +2,7 @@
 // Network first (so a new model or page shows up at once), falling back to the cached copy;
 // the shell, the emoji tables, LiteRT.js and the models in the manifest are cached at install.
 // A new CACHE name when the page's files change: activating the worker drops the old copies.
-const CACHE = 'emotekit-v5';
+const CACHE = 'emotekit-v6';
 // Every script in js/ is listed here (tests/test_browser.py checks): the page must load offline.
 const SHELL = [
   '/', '/index.html', '/css/app.css', '/manifest.webmanifest', '/icons/icon-192.png', '/icons/icon-512.png',
