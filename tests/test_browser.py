@@ -486,22 +486,28 @@ def _crop_frames() -> list[np.ndarray]:
     return [noise, grad, odd, small]
 
 
-def run_frames(tmp, models_dir: str, cases: list) -> dict:
-    """tests/browser/frames.mjs on `cases`, the page served with `models_dir` as `python -m mobile_demo --models`."""
-    with open(tmp / "cases.json", "w") as f:
-        json.dump({"cases": cases}, f)
-    server = srv.make_server("127.0.0.1", 0, models_dir=models_dir)
+def run_page_script(script: str, args: list, out: str, models_dir: str | None = None) -> dict:
+    """tests/browser/SCRIPT against the page served on a free port (as `python -m mobile_demo --models
+    models_dir`, the shipped models when None) with `--url URL ARGS --out OUT`; returns OUT's JSON."""
+    server = srv.make_server("127.0.0.1", 0, **({"models_dir": models_dir} if models_dir else {}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        cmd = ["node", os.path.join(ROOT, "tests", "browser", "frames.mjs"), "--url", f"http://127.0.0.1:{server.server_address[1]}/",
-               "--cases", str(tmp / "cases.json"), "--out", str(tmp / "out.json")]
+        cmd = ["node", os.path.join(ROOT, "tests", "browser", script), "--url", f"http://127.0.0.1:{server.server_address[1]}/",
+               *args, "--out", out]
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     finally:
         server.shutdown()
         server.server_close()
     assert r.returncode == 0, r.stderr[-3000:]
-    with open(tmp / "out.json") as f:
+    with open(out) as f:
         return json.load(f)
+
+
+def run_frames(tmp, models_dir: str, cases: list) -> dict:
+    """tests/browser/frames.mjs on `cases`, the page served with `models_dir` as `python -m mobile_demo --models`."""
+    with open(tmp / "cases.json", "w") as f:
+        json.dump({"cases": cases}, f)
+    return run_page_script("frames.mjs", ["--cases", str(tmp / "cases.json")], str(tmp / "out.json"), models_dir)
 
 
 @pytest.fixture(scope="module")

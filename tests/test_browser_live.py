@@ -11,15 +11,12 @@ import io
 import json
 import os
 import struct
-import subprocess
-import threading
 import zlib
 
 import numpy as np
 import pytest
-from test_browser import FER_TEST, _manifest_entry, _missing, pick_faces
+from test_browser import FER_TEST, _manifest_entry, _missing, pick_faces, run_page_script
 
-from mobile_demo import server as srv
 from mobile_demo.face_mesh import MESH_PATH
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,19 +79,8 @@ def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
     clip = str(tmp / "tilt.y4m")
     write_tilt_clip(clip, pick_faces("neutral", entry)[0])
-    server = srv.make_server("127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     shot = os.environ.get("EMOTEKIT_LIVE_SCREENSHOT") or str(tmp / "live.png")
-    try:
-        cmd = ["node", os.path.join(ROOT, "tests", "browser", "live.mjs"), "--url", f"http://127.0.0.1:{server.server_address[1]}/",
-               "--y4m", clip, "--out", str(tmp / "out.json"), "--seconds", "4", "--screenshot", shot]
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert r.returncode == 0, r.stderr[-3000:]
-    with open(tmp / "out.json") as f:
-        out = json.load(f)
+    out = run_page_script("live.mjs", ["--y4m", clip, "--seconds", "4", "--screenshot", shot], str(tmp / "out.json"))
     print(json.dumps({k: v for k, v in out.items() if k not in ("samples", "sticker")}, ensure_ascii=False)[:3000])
     assert "error" not in out, out["error"]
     assert not out["page_errors"] and not out["console_errors"], (out["page_errors"], out["console_errors"])

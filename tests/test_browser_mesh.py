@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import threading
 
 import numpy as np
 import pytest
@@ -18,7 +16,6 @@ from face_meshes import face, place
 from core import face_geometry as fg
 from mobile_demo import face_mesh as fm
 from mobile_demo import live_cues, live_emoji
-from mobile_demo import server as srv
 from mobile_demo.face_detector import Face
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,18 +103,9 @@ def page(tmp_path_factory):
         cases.append({"op": "model", "rgba": b64(rgba_of(frame)), "width": 640, "height": 480, "roi": roi_dict(crops[0][1])})
     with open(tmp / "cases.json", "w") as f:
         json.dump({"cases": cases}, f)
-    server = srv.make_server("127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        cmd = ["node", os.path.join(ROOT, "tests", "browser", "mesh.mjs"), "--url", f"http://127.0.0.1:{server.server_address[1]}/",
-               "--cases", str(tmp / "cases.json"), "--out", str(tmp / "out.json")]
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert r.returncode == 0, r.stderr[-3000:]
-    with open(tmp / "out.json") as f:
-        out = json.load(f)
+    from test_browser import run_page_script
+
+    out = run_page_script("mesh.mjs", ["--cases", str(tmp / "cases.json")], str(tmp / "out.json"))
     assert not out["page_errors"] and not out["console_errors"], (out["page_errors"], out["console_errors"])
     results = iter(out["results"])
     n_geo = len(meshes) + len(noisy)
