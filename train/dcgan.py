@@ -19,6 +19,7 @@ import numpy as np
 from core.cli import FiniteFloatRange, UserError
 from core.files import atomic_path, ensure_writable_dir, write_json
 from core.images import grid, make_gif, save_png, to_uint8
+from core.labels import FER_LABELS
 from keras_models.dcgan import PRESETS
 from train import legacy
 from train import resume as R
@@ -46,6 +47,8 @@ class DCGANOptions(TrainOptions):
     jit_compile: str = "auto"
     n_samples: int = 64
     collapse_threshold: float = 0.35
+    condition: str | None = None
+    class_weight: float = 1.0
 
 
 @click.command("dcgan")
@@ -64,6 +67,11 @@ class DCGANOptions(TrainOptions):
 @click.option("--samples", "n_samples", type=click.IntRange(4, 256), default=64, show_default=True, help="Ids 0..N-1 in each epoch's grid.")
 @click.option("--collapse-threshold", type=FiniteFloatRange(0, 1), default=0.35, show_default=True,
               help="Warn when the samples' mean pairwise distance falls below this fraction of the data's.")
+@click.option("--condition", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="An emoji map (mobile_demo/static/emoji_map.json): train a generator conditioned on the expression, each "
+                   "emoji labelled by its weights over the seven expressions (AC-GAN); images it does not name are left out.")
+@click.option("--class-weight", type=FiniteFloatRange(0, 100), default=1.0, show_default=True,
+              help="With --condition: weight of the expression losses beside the real/fake one.")
 def dcgan(**options):
     """Train a DCGAN emote generator (default data: all built-in Twemoji)."""
     run_training(FAMILY, options)
@@ -89,32 +97,51 @@ def describe(o: DCGANOptions) -> str:
     return f"{o.preset}{o.image_size}"
 
 
+def load_data(o: DCGANOptions) -> TrainingData:
+    """The training images; with --condition, the ones the emoji map names, with their expression
+    weights as targets and the rarer expressions repeated up to half the commonest one's count."""
+    data = gan_images("dcgan")(o)
+    if not o.condition:
+        return data
+    from data_pipelines.expression_targets import balanced_indices, with_expression_targets
+
+    images, weights, left_out = with_expression_targets(data.train, o.condition)
+    counts = ", ".join(f"{c} {int((images.labels == i).sum())}" for i, c in enumerate(images.class_names))
+    click.echo(f"expression targets from {o.condition}: {counts}; {left_out} images it does not name left out")
+    idx = balanced_indices(images.labels, 0.5, o.seed)
+    return TrainingData(images, targets=weights, order=idx)
+
+
 def fit(run: Run, o: DCGANOptions, preset, data: TrainingData) -> str:
     import keras
 
     from data_pipelines import make_dataset
-    from keras_models.dcgan import DCGAN
+    from keras_models.dcgan import DCGAN, ConditionalDCGAN
 
     keras.utils.set_random_seed(o.seed)
-    size, n = o.image_size, len(data)
-    bs, augment = gan_batch(o, n, SMALL_DATA)
-    click.echo(f"train: {n} images at {size}x{size}, batch {bs}; DiffAugment {'on (' + o.policy + ')' if augment else 'off'}"
-               f"; skipped {len(data.train.skipped)} unreadable")
-    ds = distribute_arrays(run.strategy, lambda x, _, batch: make_dataset(x, None, batch, training=True, seed=o.seed, drop_remainder=True)
-                           .map(lambda t: t / 127.5 - 1.0), data.train.images, None, bs)
+    size, n, classes = o.image_size, len(data), len(data.train.class_names) if o.condition else 0
+    x, y = (data.train.images, None) if not classes else (data.train.images[data.order], data.targets[data.order])
+    bs, augment = gan_batch(o, len(x), SMALL_DATA)
+    click.echo(f"train: {n} images ({len(x)} per epoch) at {size}x{size}, batch {bs}; "
+               f"DiffAugment {'on (' + o.policy + ')' if augment else 'off'}; skipped {len(data.train.skipped)} unreadable")
+    ds = distribute_arrays(run.strategy, lambda x, y, batch: make_dataset(x, y, batch, training=True, seed=o.seed, drop_remainder=True)
+                           .map(lambda t, *w: (t / 127.5 - 1.0, *w)), x, y, bs)
 
     def build(jit_compile: bool):
         with scope(run.strategy):  # networks and optimizers under the strategy
-            generator, discriminator = preset.build(size, o.width, o.d_width)
-            gan = DCGAN(discriminator, generator, preset.nz, augment=o.policy if augment else "", label_smoothing=o.label_smoothing,
-                        label_noise=o.label_noise, ema_decay=o.ema_decay, seed=o.seed)
+            generator, discriminator = preset.build(size, o.width, o.d_width, num_classes=classes)
+            kw = dict(augment=o.policy if augment else "", label_smoothing=o.label_smoothing, label_noise=o.label_noise,
+                      ema_decay=o.ema_decay, seed=o.seed)
+            gan = (ConditionalDCGAN(discriminator, generator, preset.nz, classes, o.class_weight, **kw) if classes
+                   else DCGAN(discriminator, generator, preset.nz, **kw))
             prepare_model(gan, run.strategy)
             gan.compile(d_optimizer=keras.optimizers.Adam(o.lr, beta_1=preset.beta_1),
                         g_optimizer=keras.optimizers.Adam(o.lr, beta_1=preset.beta_1),
                         loss_fn=keras.losses.BinaryCrossentropy(), jit_compile=jit_compile)
         return gan
 
-    jit = resolve_jit_compile(run.options, run.dir, run.resumed, run.strategy, build, (bs, size, size, 3))
+    shape = (bs, size, size, 3) if not classes else ((bs, size, size, 3), (bs, classes))
+    jit = resolve_jit_compile(run.options, run.dir, run.resumed, run.strategy, build, shape)
     keras.utils.set_random_seed(o.seed)  # the same initial weights whichever mode, timed or not
     gan = build(jit)
     if run.resumed:
@@ -169,11 +196,14 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
 
         def __init__(self, run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35, seed=0):
             super().__init__()
-            from keras_models.common.noise import noise_for_ids
-
             self.run_dir, self.gan = run_dir, gan
             self.samples_dir = ensure_writable_dir(os.path.join(run_dir, "samples"))
-            self.noise = noise_for_ids(range(n_samples), gan.latent_dim)
+            classes = getattr(gan, "num_classes", 0)
+            self.cols = classes or None  # conditional: a column per class, id i asked for class i % classes
+            if classes:
+                n_samples = max(classes, n_samples // classes * classes)
+            self.noise = generator_inputs(range(n_samples), gan.latent_dim, classes,
+                                          [i % classes for i in range(n_samples)] if classes else None)
             rng = np.random.default_rng(seed)
             pick = rng.choice(len(data_uint8), min(len(data_uint8), 2048), replace=False)
             self.data = data_uint8[pick].astype(np.float32) / 127.5 - 1.0
@@ -195,10 +225,10 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
 
         def on_epoch_end(self, epoch, logs=None):
             imgs = self._generate(self.gan.generator)
-            save_png(os.path.join(self.samples_dir, f"epoch_{epoch + 1:04d}.png"), grid(to_uint8(imgs)))
+            save_png(os.path.join(self.samples_dir, f"epoch_{epoch + 1:04d}.png"), grid(to_uint8(imgs), self.cols))
             if self.gan.ema_generator is not None:
                 ema = self._generate(self.gan.ema_generator)
-                save_png(os.path.join(self.samples_dir, f"ema_epoch_{epoch + 1:04d}.png"), grid(to_uint8(ema)))
+                save_png(os.path.join(self.samples_dir, f"ema_epoch_{epoch + 1:04d}.png"), grid(to_uint8(ema), self.cols))
             ratio = mean_pairwise_distance(imgs) / max(self.data_diversity, 1e-9)
             if logs is not None:
                 logs["diversity"] = ratio
@@ -233,6 +263,17 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
     return GANMonitor(run_dir, gan, data_uint8, n_samples, collapse_threshold, seed)
 
 
+def generator_inputs(ids, nz: int, classes: int = 0, expressions=None) -> np.ndarray:
+    """The generator's input for emote ids: each id's noise (noise_for_id), followed for a
+    conditional generator by the one-hot of its expression (an index, one per id)."""
+    from keras_models.common.noise import noise_for_ids
+
+    noise = noise_for_ids(ids, nz)
+    if not classes:
+        return noise
+    return np.concatenate([noise, np.eye(classes, dtype=np.float32)[np.asarray(expressions, int)]], axis=1)
+
+
 @click.command("dcgan-sample")
 @click.argument("run", type=click.Path())
 @click.option("--id", "first_id", type=click.IntRange(0, 2**32 - 1), required=True,
@@ -242,9 +283,11 @@ def gan_monitor(run_dir, gan, data_uint8, n_samples=64, collapse_threshold=0.35,
               help="A .png file (count 1, or stem-<id>.png for each id) or a folder (emote-<id>.png).")
 @click.option("--ema/--no-ema", default=True, show_default=True, help="Use generator_ema.keras when the run has one.")
 @click.option("--scale", type=click.IntRange(1, 16), default=1, show_default=True, help="Nearest-neighbour upscaling factor.")
-def dcgan_sample(run, first_id, count, out, ema, scale):
+@click.option("--expression", type=click.Choice(FER_LABELS), default=None,
+              help="The expression asked of a conditional generator (required for one; an id and an expression give one emote).")
+def dcgan_sample(run, first_id, count, out, ema, scale, expression):
     """Write the emotes of claimable ids: the same id always gives the same image."""
-    paths = sample_ids(run, first_id, count, out, ema, scale)
+    paths = sample_ids(run, first_id, count, out, ema, scale, expression)
     for p in paths[:5]:
         click.echo(p)
     if len(paths) > 5:
@@ -262,8 +305,13 @@ def generator_path(run: str, ema: bool = True) -> str:
     raise UserError(f"{run} has no generator.keras yet (training not finished?)")
 
 
-def sample_ids(run, first_id, count, out, ema=True, scale=1) -> list[str]:
-    from keras_models.common.noise import MAX_ID, noise_for_ids
+def conditional_classes(gen) -> int:
+    """How many classes a generator is conditioned on (0 for a plain one): its input is named noise_and_expression."""
+    return len(FER_LABELS) if gen.inputs[0].name.split(":")[0].startswith("noise_and_expression") else 0
+
+
+def sample_ids(run, first_id, count, out, ema=True, scale=1, expression=None) -> list[str]:
+    from keras_models.common.noise import MAX_ID
 
     if first_id + count - 1 > MAX_ID:
         raise UserError(f"ids {first_id}..{first_id + count - 1} go past the largest id {MAX_ID}")
@@ -274,9 +322,15 @@ def sample_ids(run, first_id, count, out, ema=True, scale=1) -> list[str]:
         gen = keras.saving.load_model(path, compile=False)
     except (ValueError, OSError) as e:
         raise UserError(f"cannot load generator {path}: {str(e).splitlines()[0]}") from None
-    nz = gen.input_shape[-1]
+    classes = conditional_classes(gen)
+    if classes and expression is None:
+        raise UserError(f"{path} makes emotes of an expression: give --expression ({', '.join(FER_LABELS)})")
+    if not classes and expression is not None:
+        raise UserError(f"{path} is not conditioned on an expression: drop --expression")
+    nz = gen.input_shape[-1] - classes
     ids = list(range(first_id, first_id + count))
-    imgs = to_uint8(np.asarray(gen.predict(noise_for_ids(ids, nz), batch_size=64, verbose=0)))
+    asked = [FER_LABELS.index(expression)] * count if classes else None
+    imgs = to_uint8(np.asarray(gen.predict(generator_inputs(ids, nz, classes, asked), batch_size=64, verbose=0)))
     if out.lower().endswith(".png"):
         ensure_writable_dir(os.path.dirname(os.path.abspath(out)))
         stem = out[:-4]
@@ -289,6 +343,6 @@ def sample_ids(run, first_id, count, out, ema=True, scale=1) -> list[str]:
     return paths
 
 
-FAMILY = Family("dcgan", DCGANOptions, PRESETS, gan_images("dcgan"), fit, describe, validate=validate, resolve=resolve,
+FAMILY = Family("dcgan", DCGANOptions, PRESETS, load_data, fit, describe, validate=validate, resolve=resolve,
                 check_size=check_size)
 COMMANDS = [dcgan, dcgan_sample]

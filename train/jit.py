@@ -62,7 +62,11 @@ def time_modes(build, batch_shape, warmup: int = WARMUP_STEPS, steps: int = TIME
         def on_train_batch_end(self, batch, logs=None):
             self.seconds = time.perf_counter() - self.t
 
-    x = np.random.default_rng(0).uniform(-1, 1, batch_shape).astype("float32")
+    rng = np.random.default_rng(0)
+    shapes = batch_shape if isinstance(batch_shape[0], tuple) else (batch_shape,)  # a model fed (images, targets): a shape each
+    x = tuple(rng.uniform(-1, 1, s).astype("float32") if i == 0 else rng.dirichlet(np.ones(s[-1]), s[:-1]).astype("float32")
+              for i, s in enumerate(shapes))
+    x = x if len(x) > 1 else x[0]
     ds = tf.data.Dataset.from_tensors(x).repeat()
     timer = StepTimer()
     models, errors, seconds = {}, {}, {}
@@ -84,7 +88,7 @@ def time_modes(build, batch_shape, warmup: int = WARMUP_STEPS, steps: int = TIME
             seconds[mode] += timer.seconds
     models.clear()
     gc.collect()
-    ips = {mode: (round(batch_shape[0] * steps / seconds[mode], 2) if mode in seconds else None) for mode in ("off", "on")}
+    ips = {mode: (round(shapes[0][0] * steps / seconds[mode], 2) if mode in seconds else None) for mode in ("off", "on")}
     return ips, errors
 
 

@@ -214,6 +214,8 @@ class TrainingData:
 
     train: Any
     val: Any = None
+    targets: Any = None  # per-image training targets beside the images' labels (the conditional DCGAN's expression weights)
+    order: Any = None  # the indices one epoch goes through (repeats balance the classes), when not each image once
 
     def __len__(self) -> int:
         return len(self.train)

@@ -160,3 +160,90 @@ class DCGAN(keras.Model):
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="emotekit")
+class ConditionalDCGAN(DCGAN):
+    """An emote generator conditioned on a class (the expression), trained as an AC-GAN.
+
+    The generator takes the noise and a one-hot class side by side (nz + num_classes values); the
+    discriminator returns (p_real, class_logits). Each batch is (images, targets), targets being
+    each real image's class weights (rows summing to 1: a one-hot label, or an emoji's weights over
+    the expressions). The fakes of a step are asked for the classes of the real batch (their
+    argmax), so real and fake batches hold the same classes. The discriminator learns the classes
+    from the real images only; the generator learns to make fakes of the class it was asked for.
+
+    Args:
+        num_classes: int. Number of classes (7 for the FER expressions).
+        class_weight: float. Weight of the class losses beside the real/fake one. Defaults to 1.
+        Others as DCGAN.
+    """
+
+    def __init__(self, discriminator, generator, latent_dim, num_classes, class_weight=1.0, **kwargs):
+        super().__init__(discriminator, generator, latent_dim, **kwargs)
+        self.num_classes = int(num_classes)
+        if self.num_classes < 2:
+            raise ConfigError(f"num_classes must be >= 2. Received: num_classes={num_classes}")
+        if generator.input_shape[-1] != self.latent_dim + self.num_classes:
+            raise ConfigError(f"the generator takes {generator.input_shape[-1]} values; a conditional one takes latent_dim + num_classes = "
+                              f"{self.latent_dim + self.num_classes}")
+        if not class_weight >= 0:
+            raise ConfigError(f"class_weight must be >= 0. Received: class_weight={class_weight}")
+        self.class_weight = float(class_weight)
+        self.d_acc_tracker = keras.metrics.Mean(name="d_class_acc")
+        self.g_acc_tracker = keras.metrics.Mean(name="g_class_acc")
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.d_acc_tracker, self.g_acc_tracker]
+
+    def _class_loss(self, targets, logits):
+        """(loss to differentiate, loss to report): the batch-mean cross-entropy, scaled as `_loss`
+        scales a plain function's."""
+        n = tf.distribute.get_strategy().num_replicas_in_sync
+        ce = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(tf.cast(targets, tf.float32), tf.cast(logits, tf.float32)))
+        return ce / n, ce
+
+    def train_step(self, data):
+        real_images, targets = data
+        batch = tf.shape(real_images)[0]
+        noise = replica_rows(lambda n: keras.random.normal((n, self.latent_dim), seed=self.seed_generator), batch)
+        asked = tf.one_hot(tf.argmax(targets, axis=-1), self.num_classes, dtype=noise.dtype)
+        z = tf.concat([noise, asked], axis=-1)
+        seeds = tf.random.experimental.stateless_split(tf.cast(self.seed_generator.next(), tf.int64), 3)
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(z, training=True)
+            with g_tape.stop_recording():
+                with tf.GradientTape() as d_tape:
+                    p_real, c_real = self.discriminator(self._aug(real_images, seeds[0]), training=True)
+                    p_fake, _ = self.discriminator(self._aug(tf.stop_gradient(fake), seeds[1]), training=True)
+                    (d_real, d_real_log), (d_fake, d_fake_log) = (self._loss(self._targets(tf.shape(p_real), True), p_real),
+                                                                  self._loss(self._targets(tf.shape(p_fake), False), p_fake))
+                    d_cls, d_cls_log = self._class_loss(targets, c_real)
+                    d_loss = d_real_log + d_fake_log + self.class_weight * d_cls_log
+                    d_scaled = self.d_optimizer.scale_loss(d_real + d_fake + self.class_weight * d_cls)
+                d_vars = self.discriminator.trainable_variables
+                self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
+            p_gen, c_gen = self.discriminator(self._aug(fake, seeds[2]), training=True)
+            g_adv, g_adv_log = self._loss(tf.ones_like(p_gen), p_gen)
+            g_cls, g_cls_log = self._class_loss(asked, c_gen)
+            g_loss = g_adv_log + self.class_weight * g_cls_log
+            g_scaled = self.g_optimizer.scale_loss(g_adv + self.class_weight * g_cls)
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
+        if self.ema_generator is not None:
+            for e, w in zip(self.ema_generator.weights, self.generator.weights):
+                e.assign(self.ema_decay * e + (1.0 - self.ema_decay) * w)
+        asked_class = tf.argmax(asked, axis=-1)
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(tf.reduce_mean(p_real))
+        self.d_fake_tracker.update_state(tf.reduce_mean(p_fake))
+        self.d_acc_tracker.update_state(tf.reduce_mean(tf.cast(tf.argmax(c_real, -1) == tf.argmax(targets, -1), tf.float32)))
+        self.g_acc_tracker.update_state(tf.reduce_mean(tf.cast(tf.argmax(c_gen, -1) == asked_class, tf.float32)))
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_classes": self.num_classes, "class_weight": self.class_weight})
+        return config

@@ -19,13 +19,16 @@ class Preset:
     d_width: int
     description: str
 
-    def build(self, image_size: int | None = None, width: int | None = None, d_width: int | None = None):
-        """(generator, discriminator) for this preset; width overrides are for tests and tiny models."""
+    def build(self, image_size: int | None = None, width: int | None = None, d_width: int | None = None, num_classes: int = 0):
+        """(generator, discriminator) for this preset; width overrides are for tests and tiny models.
+        `num_classes` > 0 builds the conditional pair (generator input nz + num_classes, AC-GAN logits)."""
         size = image_size or self.image_size
         g_w, d_w = width or self.width, d_width or self.d_width
         if self.name == "pytorch-tutorial":
-            return networks.tutorial_generator(self.nz, size, g_w), networks.tutorial_discriminator(size, d_w)
-        return networks.kerasio_generator(self.nz, size, g_w), networks.kerasio_discriminator(size, d_w)
+            return (networks.tutorial_generator(self.nz, size, g_w, num_classes=num_classes),
+                    networks.tutorial_discriminator(size, d_w, num_classes=num_classes))
+        return (networks.kerasio_generator(self.nz, size, g_w, num_classes=num_classes),
+                networks.kerasio_discriminator(size, d_w, num_classes=num_classes))
 
 
 PRESETS = {
