@@ -10,8 +10,9 @@ import click
 import numpy as np
 
 from core.cli import UserError
+from core.labels import FER_LABELS
 from export.sources import load_keras
-from export.tflite import MIN_CALIBRATION, Target
+from export.tflite import CONDITIONAL_INPUT, MIN_CALIBRATION, Target
 
 INPUT_RANGES = {"0-255": (0.0, 255.0), "0-1": (0.0, 1.0), "-1-1": (-1.0, 1.0)}
 
@@ -111,6 +112,14 @@ def prepare_data(target: Target, opts: dict, data: tuple, calib: tuple, quant: s
         ver = rng_v.standard_normal((min(verify_size, 256), dim)).astype(np.float32)
         desc = {"name": target.input_name, "shape": list(target.input_shape), "dtype": "float32",
                 "preprocessing": f"latent vector, standard normal N(0, 1) of size {dim}"}
+        if target.input_name == CONDITIONAL_INPUT:  # the last 7 values are a one-hot expression, not noise
+            k = len(FER_LABELS)
+            for a, rng in ((cal, rng_c), (ver, rng_v)):
+                if a is not None:
+                    a[:, -k:] = np.eye(k, dtype=np.float32)[rng.integers(0, k, len(a))]
+            desc["preprocessing"] = (f"noise_for_id(id, {dim - k}) (standard normal) followed by the one-hot of the expression asked for, "
+                                     f"in the order of expression_labels")
+            desc |= {"noise_size": dim - k, "expression_labels": list(FER_LABELS)}
         mapping_path = os.path.join(os.path.dirname(target.source), "mapping.keras")
         if target.task == "stylegan-synthesis" and os.path.isfile(mapping_path):
             # Synthesis takes w, not z: verify and calibrate on real ws (mapping of N(0, 1) latents).

@@ -7,10 +7,12 @@ import json
 import os
 import shlex
 import shutil
+import sys
 
 import click
 
 from core.cli import FiniteFloatRange, UserError
+from core.labels import FER_LABELS
 from core.provenance import git_commit
 from export.calibration import INPUT_RANGES, prepare_data
 from export.manifest import check_output_folder, side_files, vae_latents, write_outputs
@@ -247,3 +249,60 @@ def report(directory):
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths))[:max(width, 120)])
         if i == 0:
             click.echo("  ".join("-" * w for w in widths))
+
+
+@cli.command("emote-ids")
+@click.argument("generator", type=click.Path(exists=True, dir_okay=False))
+@click.option("--judge", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="judge.keras from `python -m train emote-judge` (trained on real emoji only).")
+@click.option("--data", multiple=True, default=("emoji:all",), show_default=True, help="The generator's training emoji (for novelty).")
+@click.option("--scan", type=click.IntRange(16, 100_000), default=1024, show_default=True, help="Ids 0..scan-1 judged per expression.")
+@click.option("--keep", type=click.IntRange(1, 10_000), default=64, show_default=True, help="Best ids kept per expression.")
+@click.option("--sheets", type=click.Path(file_okay=False), default=None,
+              help="Write emote-grid-plain.png (ids 0..8 of each expression, a column each) and emote-grid-ranked.png (the first shown).")
+def emote_ids(generator, judge, data, scan, keep, sheets):
+    """Rank the emote ids of an expression GENERATOR (.tflite, input noise_and_expression) by the judge:
+    writes emote-ids.json beside it (the best ids per expression first, and how often the judge sees the
+    expression asked for)."""
+    import keras
+
+    from core.files import atomic_path, sha256_file
+    from core.images import grid, save_png
+    from data_pipelines import load_sources
+    from export import emote_ids as EI
+    from export.expression_directions import Generator
+    from export.tflite import CONDITIONAL_INPUT
+
+    try:
+        gen = Generator(generator)
+    except ValueError as e:
+        raise UserError(f"cannot load {generator}: {str(e).splitlines()[0]}") from None
+    if gen.runner.input_name != CONDITIONAL_INPUT:
+        raise UserError(f"{generator} is not an expression emote generator "
+                        f"(its input is {gen.runner.input_name!r}, not {CONDITIONAL_INPUT})")
+    size = int(gen.runner.interp.get_input_details()[0]["shape"][-1])
+    try:
+        model = keras.saving.load_model(judge, compile=False)
+    except (ValueError, OSError) as e:
+        raise UserError(f"cannot load the judge {judge}: {str(e).splitlines()[0]}") from None
+    train_images = load_sources(list(data), int(model.input_shape[1]), 3).images
+    best, measured, (plain, shown) = EI.rank_ids(gen, model, size - len(FER_LABELS), train_images, scan, keep, log=click.echo)
+    judge_report = os.path.join(os.path.dirname(judge), "judge.json")
+    held = json.load(open(judge_report))["heldout"] if os.path.isfile(judge_report) else None
+    doc = {"about": "Emote ids of the expression emote generator, the judge's best first for each expression (the panel shows "
+                    "these first; any id 0..4294967295 stays valid). measured: how often the judge, trained on real emoji only, "
+                    "sees the expression asked for.",
+           "generator": os.path.basename(generator), "generator_sha256": sha256_file(generator), "judge_sha256": sha256_file(judge),
+           "judge_heldout": held, "ids": best, "measured": measured,
+           "command": "python -m export emote-ids " + " ".join(sys.argv[2:])}
+    out = os.path.join(os.path.dirname(os.path.abspath(generator)), "emote-ids.json")
+    with atomic_path(out, ".json") as tmp, open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    o = measured["overall"]
+    click.echo(f"wrote {out}: judged as asked {o['judged_as_asked']:.1%} of plain ids, "
+               f"{o['judged_as_asked_shown_first']:.1%} of those shown first; novelty ratio {o['plain_ids']['novelty_ratio']:.2f}, "
+               f"diversity {o['plain_ids']['diversity']:.2f} of the data's")
+    if sheets:
+        os.makedirs(sheets, exist_ok=True)
+        for name, imgs in (("plain", plain), ("ranked", shown)):
+            save_png(os.path.join(sheets, f"emote-grid-{name}.png"), grid(imgs.reshape(-1, *imgs.shape[2:]), cols=len(FER_LABELS)), scale=2)

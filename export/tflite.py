@@ -98,6 +98,9 @@ class Target:
         return {"classifier": "classifier", "decoder": "image"}.get(self.family, "vector")
 
 
+CONDITIONAL_INPUT = "noise_and_expression"  # an expression-conditioned emote generator's input: noise, then a one-hot expression
+
+
 def _rank(shape):
     return len(shape)
 
@@ -141,7 +144,10 @@ def make_target(model, source: str, task: str | None = None, labels=None) -> Tar
         return Target(model, family, task or "vae-encoder", "image", ["z_mean", "z_log_var"], source)
     if family == "decoder":
         guess = "vae-decoder" if "decoder" in stem else ("stylegan-synthesis" if "synthesis" in stem else "emote-generator")
-        return Target(model, family, task or guess, "z" if "synthesis" not in (task or guess) else "w", ["image"], source)
+        name = "z" if "synthesis" not in (task or guess) else "w"
+        if model.inputs[0].name.split(":")[0].startswith(CONDITIONAL_INPUT):  # noise + one-hot expression (train dcgan --condition)
+            name = CONDITIONAL_INPUT
+        return Target(model, family, task or guess, name, ["image"], source)
     return Target(model, family, task or "stylegan-mapping", "z", ["w"], source)
 
 

@@ -15,7 +15,8 @@ import click  # noqa: E402
 from core.cli import run_cli  # noqa: E402
 
 # Each module defines COMMANDS, a list of Click commands (one per model, plus tools).
-COMMAND_MODULES = ["train.expression", "train.evaluate", "train.vae", "train.vae_tools", "train.dcgan", "train.stylegan"]
+COMMAND_MODULES = ["train.expression", "train.evaluate", "train.vae", "train.vae_tools", "train.dcgan", "train.emote_judge",
+                   "train.stylegan"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
