@@ -205,7 +205,7 @@ class ConditionalDCGAN(DCGAN):
         return ce / n, ce
 
     def train_step(self, data):
-        real_images, targets = data
+        real_images, targets = data[0], data[1]  # (images, targets[, sample weights])
         batch = tf.shape(real_images)[0]
         noise = replica_rows(lambda n: keras.random.normal((n, self.latent_dim), seed=self.seed_generator), batch)
         asked = tf.one_hot(tf.argmax(targets, axis=-1), self.num_classes, dtype=noise.dtype)

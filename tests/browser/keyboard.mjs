@@ -223,7 +223,23 @@ async function emoteChecks(page, out) {
   await page.click('[data-testid=emote-recreate]');
   await page.waitForFunction((id) => document.getElementById('emote-id').textContent === id, a.id);
   const again = await grab();
-  out.emote = {id: a.id, other_id: b.id, differs: a.png !== b.png, recreated_equal: again.png === a.png};
+  out.emote = {id: a.id, other_id: b.id, differs: a.png !== b.png, recreated_equal: again.png === a.png,
+    expression: await page.getAttribute('[data-testid=dcgan]', 'data-emote-expression')};
+  // An expression generator: id 7 as each of two expressions, its pixels (compared with Python's in the test).
+  out.emote_labels = await page.evaluate(() => window.emotekit.dcgan.labels);
+  if (out.emote_labels) {
+    out.emote_pixels = {};
+    for (const expression of ['happy', 'sad']) {
+      out.emote_pixels[expression] = await page.evaluate(async (e) => {
+        await window.emotekit.dcgan.generate(7, e);
+        const c = document.getElementById('emote-canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return {width: c.width, height: c.height, rgb: Array.from(d).filter((_, i) => i % 4 !== 3)};
+      }, expression);
+    }
+    await page.evaluate((id) => window.emotekit.dcgan.generate(Number(id)), a.id);
+    out.emote.expression = await page.getAttribute('[data-testid=dcgan]', 'data-emote-expression');
+  }
   if (args.screenshots) await page.screenshot({path: path.join(args.screenshots, 'emote_panel.png')});
   await page.click('[data-testid=emote-insert]');
   out.sticker = await page.$eval('[data-testid=text]', (el) => {
@@ -236,6 +252,12 @@ async function emoteChecks(page, out) {
 async function followChecks(page, out) {
   const f = (out.follow = {});
   await page.click('[data-testid=emote-open]');
+  if (await page.evaluate(() => Boolean(window.emotekit.dcgan && window.emotekit.dcgan.labels))) {
+    // "New emote" with the camera on and "My face" picked: an emote of the face's expression.
+    await page.click('[data-testid=emote-new]');
+    f.emote_expression = await page.getAttribute('[data-testid=dcgan]', 'data-emote-expression');
+    f.face_expression = await page.evaluate(() => document.body.dataset.expression || null);
+  }
   f.morph_toggle = await page.isVisible('[data-testid=morph-follow]');
   f.style_toggle = await page.isVisible('[data-testid=style-follow]');
   if (f.morph_toggle) {
