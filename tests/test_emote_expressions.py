@@ -10,7 +10,6 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from clirun import run_command, run_train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,7 +75,8 @@ def test_train_sample_export_judge_and_rank(tmp_path, monkeypatch, capsys):
     # id + expression -> the same pixels; another expression, another emote; --expression required
     paths = {}
     for name, expr in (("a", "sad"), ("b", "sad"), ("c", "happy")):
-        code, _, err = run_train(["dcgan-sample", run, "--id", "5", "--expression", expr, "--out", out / f"{name}.png"], monkeypatch, capsys)
+        code, _, err = run_train(["dcgan-sample", run, "--id", "5", "--expression", expr, "--out", out / f"{name}.png"],
+                                 monkeypatch, capsys)
         assert code == 0, err
         paths[name] = (out / f"{name}.png").read_bytes()
     assert paths["a"] == paths["b"] and paths["a"] != paths["c"]
@@ -117,7 +117,8 @@ def test_train_sample_export_judge_and_rank(tmp_path, monkeypatch, capsys):
     code, _, err = run_export(["tflite", os.path.join(plain, "generator.keras"), "--quant", "dynamic", "--out", out / "plain_models",
                                "--name", "g", "--task", "emote-generator", "--verify-size", "8", "--min-psnr", "5"], monkeypatch, capsys)
     assert code == 0, err
-    code, _, err = run_export(["emote-ids", out / "plain_models" / "g.tflite", "--judge", out / "judge" / "judge.keras"], monkeypatch, capsys)
+    code, _, err = run_export(["emote-ids", out / "plain_models" / "g.tflite", "--judge", out / "judge" / "judge.keras"],
+                              monkeypatch, capsys)
     assert code != 0 and "not an expression emote generator" in err and "Traceback" not in err
 
 
