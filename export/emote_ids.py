@@ -6,7 +6,7 @@ The ids whose emote the judge finds most clearly of that expression come first i
 ("New emote" shows them first; any id stays the user's to type). Measured on the same pass:
 how often the judge sees the expression asked for, over plain ids (what the model makes) and over
 the ranked ones (what the panel shows first), and novelty / diversity against the training emoji
-(train.dcgan.novelty on the first ids of each expression, as the training run measures its grid).
+(keras_models.common.sample_metrics.novelty on the first ids of each expression, as the training run measures its grid).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from export.expression_directions import Generator
 def emotes(generator: Generator, ids, expression: int, noise_size: int) -> np.ndarray:
     """uint8 emotes (N, H, W, 3) of `ids` asked for expression index `expression`."""
     from core.images import to_uint8
-    from train.dcgan import generator_inputs
+    from keras_models.common.noise import generator_inputs
 
     return to_uint8(generator(generator_inputs(list(ids), noise_size, len(FER_LABELS), [expression] * len(ids))))
 
@@ -28,8 +28,8 @@ def emotes(generator: Generator, ids, expression: int, noise_size: int) -> np.nd
 def rank_ids(generator: Generator, judge, noise_size: int, data_uint8: np.ndarray, scan: int = 1024, keep: int = 64,
              measure: int = 63, log=print) -> tuple[dict, dict]:
     """({expression: the `keep` best ids}, measurements). Ties keep the smaller id."""
-    from train.dcgan import mean_pairwise_distance, novelty
-    from train.emote_judge import judge_probs
+    from keras_models.common.sample_metrics import mean_pairwise_distance, novelty
+    from keras_models.dcgan.judge import judge_probs
 
     best, measured, first, shown = {}, {}, [], []
     for k, name in enumerate(FER_LABELS):

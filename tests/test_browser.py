@@ -267,7 +267,8 @@ def test_expression_emotes_are_the_python_emotes(report):
     ai_edge_litert makes of the same shipped file from generator_inputs (noise_for_id, then the one-hot)."""
     from core.labels import FER_LABELS
     from export.tflite import TFLiteRunner
-    from train.dcgan import generator_inputs, to_uint8
+    from keras_models.common.noise import generator_inputs
+    from train.dcgan import to_uint8
 
     run = _first(report)
     if not run["dcgan_shipped"] or not run.get("emote_labels"):

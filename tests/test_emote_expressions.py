@@ -124,7 +124,7 @@ def test_train_sample_export_judge_and_rank(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_page_input_is_python_input_bit_for_bit():
-    from train.dcgan import generator_inputs
+    from keras_models.common.noise import generator_inputs
 
     labels = json.load(open(EMOJI_MAP))["labels"]
     script = (f"import {{ emoteInput }} from {json.dumps('file://' + JS)};\n"

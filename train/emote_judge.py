@@ -19,6 +19,7 @@ import numpy as np
 from core.cli import UserError
 from core.files import atomic_path, ensure_writable_dir, write_json
 from core.labels import FER_LABELS
+from keras_models.dcgan.judge import judge_probs
 
 
 def heldout_split(names, seed: int = 0) -> np.ndarray:
@@ -83,14 +84,6 @@ def train_judge(images: np.ndarray, weights: np.ndarray, epochs: int, seed: int,
         if (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
             click.echo(f"epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.3f}")
     return model
-
-
-def judge_probs(model, images_uint8: np.ndarray) -> np.ndarray:
-    """The judge's probabilities for uint8 images (N, H, W, 3)."""
-    x = images_uint8.astype(np.float32) / 127.5 - 1.0
-    logits = np.asarray(model.predict(x, batch_size=128, verbose=0), np.float64)
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
 
 
 def scores(labels: np.ndarray, probs: np.ndarray, classes=FER_LABELS) -> dict:

@@ -88,3 +88,12 @@ def noise_for_ids(ids, nz: int) -> np.ndarray:
     if not ids:
         return np.zeros((0, nz), np.float32)
     return np.stack([noise_for_id(i, nz) for i in ids])
+
+
+def generator_inputs(ids, nz: int, classes: int = 0, expressions=None) -> np.ndarray:
+    """The generator's input for emote ids: each id's noise (noise_for_id), followed for a
+    conditional generator by the one-hot of its expression (an index, one per id)."""
+    noise = noise_for_ids(ids, nz)
+    if not classes:
+        return noise
+    return np.concatenate([noise, np.eye(classes, dtype=np.float32)[np.asarray(expressions, int)]], axis=1)

@@ -8,6 +8,7 @@ labelled by its weights in the keyboard's emoji map (train/emote_judge.py).
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 
@@ -27,3 +28,11 @@ def emote_judge(image_size: int = 64, num_classes: int = 7, width: int = 32, dro
     x = layers.Dropout(dropout, name="dropout")(x)
     logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(img, logits, name=name)
+
+
+def judge_probs(model, images_uint8: np.ndarray) -> np.ndarray:
+    """The judge's probabilities for uint8 images (N, H, W, 3)."""
+    x = images_uint8.astype(np.float32) / 127.5 - 1.0
+    logits = np.asarray(model.predict(x, batch_size=128, verbose=0), np.float64)
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
