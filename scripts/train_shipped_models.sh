@@ -48,11 +48,18 @@ run=$(last_run vae)
 $PY -m train vae-latents "$run" --characters "$ANIME_DIR"
 $PY -m export tflite "$run/decoder.keras" --quant dynamic --out "$MODELS" --name vae-decoder --verify-size 256
 
-# 3. DCGAN emote generator on the face emoji of every installed set (64x64, DiffAugment, EMA generator,
-#    which is the one exported).
-$PY -m train dcgan --data emoji:all --image-size 64 --batch-size 16 --ema-decay 0.999 --epochs 400 --out "$OUT"
+# 3. The expression emote generator on the face emoji of every installed set (64x64, DiffAugment, EMA generator,
+#    which is the one exported), conditioned on the expression: each emoji labelled by its weights in the
+#    keyboard's emoji map (AC-GAN); ~52 min alone on a 2-core AVX-512 CPU (the time limit; resume to go on).
+#    Then the judge (trained on real emoji only, one image of every emoji held out) ranks each expression's
+#    ids: the panel's New shows the best first (emote-ids.json), with the before/after grids.
+$PY -m train dcgan --data emoji:all --condition mobile_demo/static/emoji_map.json --image-size 64 --batch-size 16 \
+    --ema-decay 0.999 --epochs 300 --time-limit 52 --out "$OUT"
 run=$(last_run dcgan)
 $PY -m export tflite "$run/generator_ema.keras" --quant int8 --out "$MODELS" --name emote_generator_int8 --task emote-generator
+$PY -m train emote-judge --condition mobile_demo/static/emoji_map.json --epochs 80 --out "$OUT/emote-judge"
+$PY -m export emote-ids "$MODELS/emote_generator_int8.tflite" --judge "$OUT/emote-judge/judge.keras" --scan 1024 --keep 64 \
+    --sheets docs/samples
 
 # 4. StyleGAN2-style anime faces for the slider panel: 240 kimg (~3 h alone on a 2-core AVX-512 CPU), the
 #    attribute directions, a slider sheet per attribute, and only the sliders whose sheet shows their
