@@ -288,7 +288,10 @@ def emote_ids(generator, judge, data, scan, keep, sheets):
     train_images = load_sources(list(data), int(model.input_shape[1]), 3).images
     best, measured, (plain, shown) = EI.rank_ids(gen, model, size - len(FER_LABELS), train_images, scan, keep, log=click.echo)
     judge_report = os.path.join(os.path.dirname(judge), "judge.json")
-    held = json.load(open(judge_report))["heldout"] if os.path.isfile(judge_report) else None
+    held = None
+    if os.path.isfile(judge_report):
+        with open(judge_report) as f:
+            held = json.load(f)["heldout"]
     doc = {"about": "Emote ids of the expression emote generator, the judge's best first for each expression (the panel shows "
                     "these first; any id 0..4294967295 stays valid). measured: how often the judge, trained on real emoji only, "
                     "sees the expression asked for.",

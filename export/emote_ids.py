@@ -26,8 +26,9 @@ def emotes(generator: Generator, ids, expression: int, noise_size: int) -> np.nd
 
 
 def rank_ids(generator: Generator, judge, noise_size: int, data_uint8: np.ndarray, scan: int = 1024, keep: int = 64,
-             measure: int = 63, log=print) -> tuple[dict, dict]:
-    """({expression: the `keep` best ids}, measurements). Ties keep the smaller id."""
+             measure: int = 63, log=print) -> tuple[dict, dict, tuple[np.ndarray, np.ndarray]]:
+    """({expression: the `keep` best ids}, measurements, (the first ids' emotes, the first shown), each
+    (measure // 7, 7, H, W, 3): a column per expression). Ties keep the smaller id."""
     from keras_models.common.sample_metrics import mean_pairwise_distance, novelty
     from keras_models.dcgan.judge import judge_probs
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from core.cli import UserError
 from core.metrics import macro_f1
+from keras_models.common.noise import CONDITIONAL_INPUT  # noqa: F401 - export.calibration and the cli read it here
 
 QUANTS = ("fp32", "fp16", "dynamic", "int8")
 MIN_CALIBRATION = 200
@@ -96,9 +97,6 @@ class Target:
     @property
     def check_kind(self):
         return {"classifier": "classifier", "decoder": "image"}.get(self.family, "vector")
-
-
-CONDITIONAL_INPUT = "noise_and_expression"  # an expression-conditioned emote generator's input: noise, then a one-hot expression
 
 
 def _rank(shape):

@@ -19,7 +19,7 @@ from core.cli import FiniteFloatRange, UserError
 from core.files import atomic_path, ensure_writable_dir, write_json
 from core.images import grid, make_gif, save_png, to_uint8
 from core.labels import FER_LABELS
-from keras_models.common.noise import generator_inputs
+from keras_models.common.noise import CONDITIONAL_INPUT, generator_inputs
 from keras_models.common.sample_metrics import mean_pairwise_distance, novelty
 from keras_models.dcgan import PRESETS
 from train import legacy
@@ -264,7 +264,7 @@ def generator_path(run: str, ema: bool = True) -> str:
 
 def conditional_classes(gen) -> int:
     """How many classes a generator is conditioned on (0 for a plain one): its input is named noise_and_expression."""
-    return len(FER_LABELS) if gen.inputs[0].name.split(":")[0].startswith("noise_and_expression") else 0
+    return len(FER_LABELS) if gen.inputs[0].name.split(":")[0].startswith(CONDITIONAL_INPUT) else 0
 
 
 def sample_ids(run, first_id, count, out, ema=True, scale=1, expression=None) -> list[str]:

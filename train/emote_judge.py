@@ -19,6 +19,7 @@ import numpy as np
 from core.cli import UserError
 from core.files import atomic_path, ensure_writable_dir, write_json
 from core.labels import FER_LABELS
+from core.metrics import confusion_matrix
 from keras_models.dcgan.judge import judge_probs
 
 
@@ -88,10 +89,7 @@ def train_judge(images: np.ndarray, weights: np.ndarray, epochs: int, seed: int,
 
 def scores(labels: np.ndarray, probs: np.ndarray, classes=FER_LABELS) -> dict:
     pred = probs.argmax(1)
-    k = len(classes)
-    confusion = np.zeros((k, k), int)
-    for t, p in zip(labels, pred):
-        confusion[t, p] += 1
+    confusion = confusion_matrix(labels, pred, len(classes))
     per_class = {c: (round(float(confusion[i, i] / confusion[i].sum()), 4) if confusion[i].sum() else None) for i, c in enumerate(classes)}
     present = [v for v in per_class.values() if v is not None]
     return {"accuracy": round(float((pred == labels).mean()), 4), "balanced_accuracy": round(float(np.mean(present)), 4),

@@ -28,6 +28,7 @@ import numpy as np
 
 from core.errors import ConfigError
 
+CONDITIONAL_INPUT = "noise_and_expression"  # a conditional generator's input: generator_inputs' noise, then the one-hot class
 MASK = 0xFFFFFFFF
 MAX_ID = MASK
 

@@ -135,9 +135,15 @@ class DCGAN(keras.Model):
             g_scaled = self.g_optimizer.scale_loss(g_scaled)
         g_vars = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
+        self._update_ema()
+        return self._track(d_loss, g_loss, p_real, p_fake)
+
+    def _update_ema(self):
         if self.ema_generator is not None:
             for e, w in zip(self.ema_generator.weights, self.generator.weights):
                 e.assign(self.ema_decay * e + (1.0 - self.ema_decay) * w)
+
+    def _track(self, d_loss, g_loss, p_real, p_fake):
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(tf.reduce_mean(p_real))
@@ -231,17 +237,10 @@ class ConditionalDCGAN(DCGAN):
             g_scaled = self.g_optimizer.scale_loss(g_adv + self.class_weight * g_cls)
         g_vars = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
-        if self.ema_generator is not None:
-            for e, w in zip(self.ema_generator.weights, self.generator.weights):
-                e.assign(self.ema_decay * e + (1.0 - self.ema_decay) * w)
-        asked_class = tf.argmax(asked, axis=-1)
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(tf.reduce_mean(p_real))
-        self.d_fake_tracker.update_state(tf.reduce_mean(p_fake))
+        self._update_ema()
         self.d_acc_tracker.update_state(tf.reduce_mean(tf.cast(tf.argmax(c_real, -1) == tf.argmax(targets, -1), tf.float32)))
-        self.g_acc_tracker.update_state(tf.reduce_mean(tf.cast(tf.argmax(c_gen, -1) == asked_class, tf.float32)))
-        return {m.name: m.result() for m in self.metrics}
+        self.g_acc_tracker.update_state(tf.reduce_mean(tf.cast(tf.argmax(c_gen, -1) == tf.argmax(asked, -1), tf.float32)))
+        return self._track(d_loss, g_loss, p_real, p_fake)
 
     def get_config(self):
         config = super().get_config()

@@ -26,6 +26,7 @@ import keras
 from keras import layers
 
 from core.errors import ConfigError
+from keras_models.common.noise import CONDITIONAL_INPUT
 
 
 def _check_size(image_size: int, minimum: int = 16):
@@ -44,7 +45,7 @@ def _bn(name):
 def _noise_input(nz: int, num_classes: int):
     if num_classes < 0:
         raise ConfigError(f"num_classes must be >= 0. Received: num_classes={num_classes}")
-    return keras.Input((nz + num_classes,), name="noise_and_expression" if num_classes else "noise")
+    return keras.Input((nz + num_classes,), name=CONDITIONAL_INPUT if num_classes else "noise")
 
 
 def tutorial_generator(nz: int = 100, image_size: int = 64, ngf: int = 64, channels: int = 3, name="generator",

@@ -5,6 +5,7 @@
 // "New" shows first the ids the judge rated best for that expression (models/emote-ids.json).
 import {drawImage, downloadCanvas, loadPanel, outputRange, product, showCard, stickerUrl} from './emote_panel.js';
 import {noiseForId, randomId} from './emote_noise.js';
+import {wearFromFace} from './follow.js';
 import {Runner} from './runtime.js';
 
 /** The generator's input: the id's noise, then (an expression generator) the expression's one-hot. */
@@ -17,20 +18,6 @@ export function emoteInput(id, nz, labels, expression) {
   x.set(noise);
   x[nz + k] = 1;
   return x;
-}
-
-/** The expression the face shows most, of `labels`, from the page's live face ({labels, probs}); null without one. */
-export function faceExpression(face, labels) {
-  if (!face || !face.probs) return null;
-  let best = null;
-  let top = -1;
-  face.labels.forEach((name, i) => {
-    if (labels.includes(name) && face.probs[i] > top) {
-      top = face.probs[i];
-      best = name;
-    }
-  });
-  return best;
 }
 
 async function rankedIds(entry) {
@@ -72,7 +59,8 @@ export async function setupDcgan(manifest, {onSticker, toast, face = () => null}
   function asked() {
     if (!labels) return null;
     if (select.value !== 'face') return select.value;
-    return faceExpression(face(), labels) || currentExpression || 'happy';
+    const f = face();
+    return (f && wearFromFace(f.labels, f.probs, labels)?.name) || currentExpression || 'happy';
   }
 
   async function generate(id, expression = asked()) {
