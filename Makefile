@@ -1,7 +1,7 @@
 # Emotekit: `make demo` runs the emoji keyboard, `make test` the whole test suite.
 PY := .venv/bin/python
 
-.PHONY: setup setup-web demo test test-fast lint lint-js models fer-model device-bundle
+.PHONY: setup setup-web demo test test-fast lint lint-js models fer-model device-bundle wasm
 
 setup:
 	bash scripts/setup.sh
@@ -15,9 +15,9 @@ demo: setup-web
 lint: setup
 	.venv/bin/ruff check .
 
-# ESLint (eslint.config.mjs) on the page's modules and the Node scripts of tests/browser and benchmarks.
+# ESLint (eslint.config.mjs) on the page's modules and the Node scripts of tests/browser, tests/node and benchmarks.
 lint-js: setup-web
-	mobile_demo/node_modules/.bin/eslint mobile_demo/static tests/browser benchmarks
+	mobile_demo/node_modules/.bin/eslint mobile_demo/static tests/browser tests/node benchmarks
 
 test: setup-web lint-js
 	.venv/bin/ruff check .
@@ -27,6 +27,10 @@ test: setup-web lint-js
 test-fast: setup
 	.venv/bin/ruff check .
 	$(PY) -m pytest -q -m 'not slow and not browser'
+
+# The page's crop in WebAssembly (mobile_demo/wasm/crop.c; the .wasm is committed): needs clang and lld.
+wasm:
+	bash scripts/build_wasm.sh
 
 # Retrain the models the demo ships (long: see mobile_demo/models/manifest.json for the commands).
 models: fer-model

@@ -14,7 +14,7 @@ export default [
     languageOptions: {ecmaVersion: 2024, sourceType: 'module', globals: {...globals.browser, ...globals.worker}},
   },
   {
-    files: ['tests/browser/**/*.mjs', 'benchmarks/**/*.mjs'],
+    files: ['tests/browser/**/*.mjs', 'tests/node/**/*.mjs', 'benchmarks/**/*.mjs'],
     languageOptions: {ecmaVersion: 2024, sourceType: 'module', globals: {...globals.node, ...globals.browser}},
   },
   {

@@ -35,6 +35,8 @@ try {
   out.filled = await page.waitForSelector('[data-testid=suggestions] > [data-emoji]', {timeout: 30000}).then(() => true, () => false);
   out.threads = await page.evaluate(() => window.crossOriginIsolated && new URLSearchParams(location.search).get('threads') !== '0');
   out.live = await page.evaluate(() => window.emotekit.stats());
+  // Side by side in one page: the page as it read and cropped before (canvas, JavaScript crop), then as it does now.
+  out.plain_bench = await page.evaluate((n) => window.emotekit.benchmark(n, {plain: true}), Number(args.frames));
   out.bench = await page.evaluate((n) => window.emotekit.benchmark(n), Number(args.frames)); // pauses the live loop
   if (args.live !== '0') {
     await page.click('[data-testid=live-toggle]');

@@ -11,7 +11,10 @@ The steps, for a frame (RGB uint8) and a detector box (x, y, w, h in frame pixel
    so a negative shift moves the crop up). No rounding: the square keeps fractional coordinates.
 2. grey, per frame pixel: (cR*R + cG*G + cB*B + 2**(bits-1)) >> bits with c = round(weight * 2**bits):
    ITU-R 601 luma in 14-bit fixed point (integers: the same in every language; OpenCV 4.13's
-   cvtColor(RGB2GRAY) differs from it by one level on ~0.3 % of random pixels).
+   cvtColor(RGB2GRAY) differs from it by one level on ~0.3 % of random pixels). A Y'CbCr frame (a camera's
+   I420 or NV12, as the page reads it) is already luma: its Y' plane through `luma_table` (limited range
+   16-235 stretched to 0-255, full range as it is), with no colour conversion; an RGB frame decoded from it
+   by the 601 matrix gives the same grey up to rounding.
 3. resize the square to size x size ("area"): each output pixel is the mean of the frame pixels under it,
    each weighted by the exact area it covers (a box filter, as OpenCV's INTER_AREA) when the square is
    larger than the output; bilinear between pixel centres when it is smaller. Separable: every row
@@ -161,6 +164,15 @@ def to_grey(image: np.ndarray, contract: CropContract = DEFAULT) -> np.ndarray:
     rgb = image[:, :, :3].astype(np.int32)  # 255 * 2**20 still fits
     g = (cr * rgb[:, :, 0] + cg * rgb[:, :, 1] + cb * rgb[:, :, 2] + (1 << (contract.grey_bits - 1))) >> contract.grey_bits
     return np.clip(g, 0, 255).astype(np.uint8)
+
+
+def luma_table(full_range: bool = False) -> np.ndarray:
+    """Y' (0..255) -> grey uint8 for a Y'CbCr frame's luma plane: full range as it is; limited ("video") range
+    stretched, (y - 16) * 255 / 219 rounded half up in integers and clipped (crop.js lumaTable is its twin)."""
+    y = np.arange(256, dtype=np.int64)
+    if full_range:
+        return y.astype(np.uint8)
+    return np.clip(((y - 16) * 510 + 219) // 438, 0, 255).astype(np.uint8)
 
 
 def axis_taps(start: float, length: float, n_out: int, n_src: int, border: str = "replicate"):

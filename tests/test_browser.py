@@ -568,6 +568,10 @@ def page_crops(tmp_path_factory):
         cases += [{"png": png, "op": "crop", "boxes": boxes, "contract": c} for c in CROP_CONTRACTS]
         cases += [{"png": png, "op": "crop_region", "boxes": boxes, "contract": c} for c in CROP_CONTRACTS]
         cases += [{"png": png, "op": "detector_input"}, {"png": png, "op": "process"}, {"png": png, "op": "track", "n": 10}]
+        luma = str(tmp / f"luma{i}.bin")
+        _luma_plane(frame).tofile(luma)
+        cases.append({"op": "crop_luma", "luma": luma, "width": frame.shape[1], "height": frame.shape[0],
+                      "full_range": i % 2 == 1, "boxes": boxes})
     out = run_frames(tmp, MODELS, cases)
     assert out["page"]["state"] == "ready", out["page"]
     assert not out["page_errors"] and not out["console_errors"], (out["page_errors"], out["console_errors"])
@@ -575,7 +579,8 @@ def page_crops(tmp_path_factory):
     per_frame = []
     for _ in frames:
         per_frame.append({"crops": [next(results) for _ in CROP_CONTRACTS], "region_crops": [next(results) for _ in CROP_CONTRACTS],
-                          "detector_input": next(results), "process": next(results), "track": next(results)})
+                          "detector_input": next(results), "process": next(results), "track": next(results),
+                          "luma": next(results)})
     return {"frames": frames, "page": out["page"], "per_frame": per_frame}
 
 
@@ -651,6 +656,37 @@ def test_page_crop_matches_python_pixel_for_pixel(page_crops):
                 checked += diff.size
                 differ += int((diff > 0).sum())
     assert differ <= checked // 1000, f"{differ} of {checked} pixels differ by one level"
+
+
+def _luma_plane(frame: np.ndarray) -> np.ndarray:
+    """A luma plane for a frame: its grey, as a camera's Y' would hold it (any bytes do: the table maps them)."""
+    from core.crop import to_grey
+
+    return to_grey(frame)
+
+
+def test_page_crops_run_in_webassembly(page_crops):
+    """The crop parity tests above check the page's WebAssembly crop (mobile_demo/wasm/crop.c), not only its
+    JavaScript fallback: the page loaded the module."""
+    assert page_crops["page"]["crop_engine"] == "wasm"
+
+
+def test_page_crop_of_a_camera_frames_luma_plane_matches_python(page_crops):
+    """A tracked camera frame in Y'CbCr (an I420 VideoFrame) is read as its luma plane alone, no colour conversion:
+    the page's crop is Python's crop of core.crop.luma_table's grey of that plane, limited and full range alike."""
+    from core.crop import CropContract, crop, luma_table
+
+    contract = CropContract.from_dict(page_crops["page"]["contract"])
+    for i, (frame, res) in enumerate(zip(page_crops["frames"], page_crops["per_frame"])):
+        out = res["luma"]
+        assert out["read"] == "VideoFrame I420 luma plane" and out["engine"] == "wasm", out["read"]
+        grey = luma_table(full_range=i % 2 == 1)[_luma_plane(frame)]
+        for box, eyes, page in zip(CROP_BOXES, CROP_EYES, out["crops"]):
+            py = crop(grey, box, contract, eyes)
+            if page is None:  # wholly outside the frame: the pipeline reads nothing
+                continue
+            diff = np.abs(np.asarray(page, np.int64).reshape(py.shape) - py)
+            assert diff.max() <= 1 and (diff > 0).mean() <= 0.001, (i, box, diff.max())
 
 
 def test_page_crop_from_the_crop_rectangle_alone_is_the_whole_frames_crop(page_crops):

@@ -70,3 +70,12 @@ def test_a_contract_without_roll_is_an_older_one_that_keeps_the_square_upright()
     assert CropContract().roll == "eyes"
     with pytest.raises(ValueError, match="roll 'tilt'"):
         CropContract(roll="tilt")
+
+
+def test_luma_table_stretches_video_range():
+    from core.crop import luma_table
+
+    limited, full = luma_table(), luma_table(full_range=True)
+    assert limited[16] == 0 and limited[235] == 255 and limited[0] == 0 and limited[255] == 255
+    assert limited[126] == 128 and np.all(np.diff(limited.astype(int)) >= 0)
+    assert np.array_equal(full, np.arange(256))

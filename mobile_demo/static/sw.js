@@ -2,13 +2,14 @@
 // Network first (so a new model or page shows up at once), falling back to the cached copy;
 // the shell, the emoji tables, LiteRT.js and the models in the manifest are cached at install.
 // A new CACHE name when the page's files change: activating the worker drops the old copies.
-const CACHE = 'emotekit-v7';
+const CACHE = 'emotekit-v8';
 // Every script in js/ is listed here (tests/test_browser.py checks): the page must load offline.
 const SHELL = [
   '/', '/index.html', '/css/app.css', '/manifest.webmanifest', '/icons/icon-192.png', '/icons/icon-512.png',
   '/js/app.js', '/js/runtime.js', '/js/blazeface.js', '/js/crop.js', '/js/suggest.js', '/js/keyboard.js',
   '/js/emote_panel.js', '/js/emote_dcgan.js', '/js/emote_morph.js', '/js/emote_stylegan.js', '/js/emote_noise.js', '/js/follow.js',
   '/js/face_mesh.js', '/js/face_geometry.js', '/js/cues.js', '/js/live_emoji.js', '/js/live.js', '/js/apng.js',
+  '/wasm/crop.wasm',
   '/emoji_keyboard.json', '/emoji_map.json', '/models/manifest.json', '/models/emote-ids.json',
   '/vendor/litertjs/core/dist/index.js', '/vendor/litertjs/wasm-utils/dist/index.js',
   '/vendor/face_detection_short_range.tflite', '/vendor/face_landmark.tflite',

@@ -6,7 +6,8 @@
 //   node tests/browser/frames.mjs --url http://127.0.0.1:PORT/ --cases cases.json --out result.json
 //
 // cases.json: {"cases": [{"png": "frame.png", "op": "process" | "crop" | "crop_region" | "track" | "detector_input",
-//                         "boxes": [{x, y, width, height}] (crop), "contract": {...} | null (crop)}]}
+//                         "boxes": [{x, y, width, height}] (crop), "contract": {...} | null (crop)}
+//                        | {"op": "crop_luma", "luma": "plane.bin" (W x H bytes), "width", "height", "full_range", "boxes"}]}
 // result.json: {"page": {state, status, detector, labels, contract, default_contract}, "results": [...one per case...],
 //               "page_errors": [...], "console_errors": [...], "ms": total}
 import {createRequire} from 'node:module';
@@ -48,12 +49,16 @@ async function main() {
       detector: document.body.dataset.detector || null,
       labels: window.emotekit.labels(),
       contract: window.emotekit.frames.contract(),
+      crop_engine: window.emotekit.frames.cropEngine(),
       default_contract: window.emotekit.frames.defaultContract(),
     }));
     for (const c of cases) {
-      const png64 = fs.readFileSync(c.png).toString('base64');
+      const png64 = c.png ? fs.readFileSync(c.png).toString('base64') : null;
       let r;
-      if (c.op === 'process') r = await page.evaluate((b) => window.emotekit.frames.process(b), png64);
+      if (c.op === 'crop_luma') {
+        r = await page.evaluate(([y, w, h, boxes, full]) => window.emotekit.frames.cropLuma(y, w, h, boxes, full),
+          [fs.readFileSync(c.luma).toString('base64'), c.width, c.height, c.boxes, !!c.full_range]);
+      } else if (c.op === 'process') r = await page.evaluate((b) => window.emotekit.frames.process(b), png64);
       else if (c.op === 'crop') {
         r = await page.evaluate(([b, boxes, contract]) => window.emotekit.frames.crop(b, boxes, contract),
           [png64, c.boxes, c.contract || null]);

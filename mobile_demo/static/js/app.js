@@ -1,6 +1,6 @@
 // The Emotekit keyboard page: wires the models, the camera loop, the keyboard and the panels.
 import {toInput as detectorInput} from './blazeface.js';
-import {DEFAULT_CONTRACT, contractFrom, cropBox, cropPlan, cropRect, cropSquare} from './crop.js';
+import {DEFAULT_CONTRACT, contractFrom, cropBox, cropEngine, cropPlan, cropRect, cropSquare, dropCropWasm, loadCropWasm} from './crop.js';
 import {rankLive} from './cues.js';
 import {setupDcgan} from './emote_dcgan.js';
 import {setupMorph} from './emote_morph.js';
@@ -442,11 +442,13 @@ async function main() {
   const notes = [];
   await loadRuntime();
   if (expression) {
-    const [classifier, detector, table] = await Promise.all([
+    const [classifier, detector, table, wasmCrop] = await Promise.all([
       Runner.load(expression.url),
       loadDetector(),
       fetchJson('/emoji_map.json').catch(() => null),
+      loadCropWasm(), // the crop in WebAssembly, the same bits as its JavaScript twin
     ]);
+    if (!wasmCrop) console.warn('crop: WebAssembly module not loaded, the JavaScript crop runs');
     try {
       state.labels = expressionLabels(expression);
       state.pipeline = new FacePipeline(detector, classifier, expression.crop || null);
@@ -496,8 +498,10 @@ window.emotekit = {
    * Runs the pipeline `n` times back to back on the camera's frames, tracking as the live loop does: the
    * Stats summary, plus the median and mean of every stage (ms) and how many frames ran the detector. With the
    * live emoji on, its pipeline: the tracked mesh, the expression, the geometry, the drawing and the ranking.
+   * plain: true runs it as the page did before the crop module and VideoFrame reads (the JavaScript crop, the
+   * frame drawn on a canvas), for a side-by-side figure; `crop` and `grab` say what ran.
    */
-  async benchmark(n = 50) {
+  async benchmark(n = 50, {plain = false} = {}) {
     const video = $('video');
     const s = new Stats(n + 1);
     const per = {};
@@ -510,6 +514,15 @@ window.emotekit = {
     await new Promise((r) => setTimeout(r, 100));
     if (emoji) state.live.tracker.reset();
     else state.pipeline.reset();
+    const frames = state.pipeline.videoFrames;
+    const wasmOn = cropEngine() === 'wasm';
+    if (plain) {
+      dropCropWasm();
+      state.pipeline.videoFrames = false;
+    }
+    let grab;
+    const crop = cropEngine();
+    state.pipeline.read = null;
     try {
       for (let i = 0; i < n; i++) {
         let r;
@@ -522,7 +535,10 @@ window.emotekit = {
         detected += r.detected ? 1 : 0;
         found += r.face ? 1 : 0;
       }
+      grab = state.pipeline.read || 'canvas';
     } finally {
+      state.pipeline.videoFrames = frames;
+      if (plain && wasmOn) await loadCropWasm();
       state.running = live;
       if (live) scheduleStep();
     }
@@ -532,11 +548,13 @@ window.emotekit = {
     };
     const stages = {};
     for (const [k, v] of Object.entries(per)) stages[k] = {median: median(v), mean: v.reduce((a, x) => a + x, 0) / v.length};
-    return {...s.summary(), n, detected, found, stages, live: emoji, width: video.videoWidth, height: video.videoHeight};
+    return {...s.summary(), n, detected, found, stages, live: emoji, width: video.videoWidth, height: video.videoHeight, crop, grab};
   },
   frames: {
     /** The page's crop contract (from the manifest), and the one it falls back on without a "crop" entry. */
     contract: () => state.pipeline && state.pipeline.contract,
+    /** Which crop runs: 'wasm' (mobile_demo/wasm/crop.c) or 'js' (its fallback). */
+    cropEngine: () => cropEngine(),
     defaultContract: () => DEFAULT_CONTRACT,
     /** Runs the page's pipeline (detector, crop, model) on a PNG frame given as base64. */
     async process(png64) {
@@ -546,6 +564,36 @@ window.emotekit = {
         probs: r.probs && Array.from(r.probs), crop: r.crop && Array.from(r.crop)};
       bmp.close();
       return out;
+    },
+    /**
+     * The pipeline's crops of boxes on a camera-like Y'CbCr frame: an I420 VideoFrame of the luma plane given
+     * as base64 (chroma mid-grey), full or limited range, read as a tracked frame is (FacePipeline.grabForCrop).
+     */
+    async cropLuma(y64, width, height, boxes, fullRange = false) {
+      const p = state.pipeline;
+      const luma = Uint8Array.from(atob(y64), (ch) => ch.charCodeAt(0));
+      const cw = (width + 1) >> 1;
+      const ch = (height + 1) >> 1;
+      const i420 = new Uint8Array(width * height + 2 * cw * ch).fill(128);
+      i420.set(luma);
+      const frame = new VideoFrame(i420, {format: 'I420', codedWidth: width, codedHeight: height, timestamp: 0,
+        colorSpace: {matrix: 'smpte170m', primaries: 'smpte170m', transfer: 'smpte170m', fullRange}});
+      try {
+        const crops = [];
+        for (const b of boxes) {
+          const sq = cropPlan(p.contract, b.x, b.y, b.width, b.height, b.keypoints);
+          const want = cropRect(p.contract, sq, width, height);
+          if (!want.w || !want.h) {
+            crops.push(null);
+            continue;
+          }
+          const {pixels, origin, luma: table} = await p.grabForCrop(frame, want);
+          crops.push(Array.from(p.crop(pixels, width, height, sq, origin, table)));
+        }
+        return {crops, read: p.read, engine: cropEngine()};
+      } finally {
+        frame.close();
+      }
     },
     /** The contract's crop of a PNG frame for a detector box {x, y, width, height} (contract: the page's unless given). */
     async crop(png64, boxes, contract = null, region = false) {

@@ -133,8 +133,37 @@ export function toGrey(rgba, width, height, c, out = new Uint8Array(width * heig
   return out;
 }
 
-/** Taps along one axis, as core.crop.axis_taps: {taps, idx: Int32Array(nOut * taps), w: Float64Array(nOut * taps)}. */
+/** Y' -> grey (Uint8Array(256)) for a Y'CbCr frame's luma plane, as core.crop.luma_table. */
+export function lumaTable(fullRange = false) {
+  const t = new Uint8Array(256);
+  for (let y = 0; y < 256; y++) t[y] = fullRange ? y : Math.min(255, Math.max(0, Math.floor(((y - 16) * 510 + 219) / 438)));
+  return t;
+}
+
+/** A luma plane (W x H bytes) through lumaTable: the grey of a Y'CbCr frame. */
+export function lumaToGrey(plane, width, height, table, out = new Uint8Array(width * height)) {
+  for (let i = 0; i < width * height; i++) out[i] = table[plane[i]];
+  return out;
+}
+
+// The last few axisTaps results: a tracked frame asks for the same taps twice (cropRect, then the crop).
+const TAPS_MEMO = [];
+
+/**
+ * Taps along one axis, as core.crop.axis_taps: {taps, idx: Int32Array(nOut * taps), w: Float64Array(nOut * taps)}
+ * (the same object for the same arguments as one of the last few calls: not to be written to).
+ */
 export function axisTaps(start, length, nOut, nSrc, border) {
+  for (const e of TAPS_MEMO) {
+    if (e.start === start && e.length === length && e.nOut === nOut && e.nSrc === nSrc && e.border === border) return e.taps;
+  }
+  const taps = computeTaps(start, length, nOut, nSrc, border);
+  TAPS_MEMO.unshift({start, length, nOut, nSrc, border, taps});
+  if (TAPS_MEMO.length > 4) TAPS_MEMO.pop();
+  return taps;
+}
+
+function computeTaps(start, length, nOut, nSrc, border) {
   const f = length / nOut;
   const taps = f >= 1 ? Math.ceil(f) + 1 : 2;
   const idx = new Int32Array(nOut * taps);
@@ -247,15 +276,151 @@ export function cropRect(c, sq, W, H) {
   return {x, y, w: h ? w : 0, h: w ? h : 0};
 }
 
+// The same steps in WebAssembly (mobile_demo/wasm/crop.c, built by `make wasm`): the same integer grey and
+// float64 operations in the same order, so the same bits, in a fraction of the time. Until useCropWasm or
+// loadCropWasm succeeds (or where WebAssembly is missing), cropSquare runs the JavaScript above.
+let wasm = null; // {ex: the module's exports, base: its first free byte}
+
+/** Uses the crop module from its bytes (an ArrayBuffer or typed array), synchronously; false if it cannot run here. */
+export function useCropWasm(bytes) {
+  try {
+    const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports;
+    wasm = {ex, base: (ex.__heap_base.value + 15) & ~15};
+    return true;
+  } catch (e) {
+    wasm = null;
+    return false;
+  }
+}
+
+/** Fetches and uses the crop module (/wasm/crop.wasm); resolves false (the JavaScript crop stays) if it cannot. */
+export async function loadCropWasm(url = new URL('../wasm/crop.wasm', import.meta.url)) {
+  try {
+    const res = await fetch(url);
+    return res.ok ? useCropWasm(await res.arrayBuffer()) : false;
+  } catch (e) {
+    return false;
+  }
+}
+
+/** Drops the crop module (the JavaScript crop again): for tests and benchmarks of the two. */
+export function dropCropWasm() {
+  wasm = null;
+}
+
+export function cropEngine() {
+  return wasm ? 'wasm' : 'js';
+}
+
+/** Byte offsets of consecutive blocks of the given sizes in the module's memory (8-aligned), grown to hold them. */
+function arena(sizes) {
+  const offsets = [];
+  let at = wasm.base;
+  for (const n of sizes) {
+    offsets.push(at);
+    at = (at + n + 7) & ~7;
+  }
+  const mem = wasm.ex.memory;
+  if (at > mem.buffer.byteLength) mem.grow(Math.ceil((at - mem.buffer.byteLength) / 65536));
+  return offsets;
+}
+
+/**
+ * A view of `bytes` bytes of the crop module's memory where cropSquare reads a frame's pixels without a copy
+ * (a grab writes the rectangle's RGBA there), or null without the module. Valid until the next crop.
+ */
+export function cropInput(bytes) {
+  if (!wasm) return null;
+  const [at] = arena([bytes]);
+  wasm.input = {view: new Uint8Array(wasm.ex.memory.buffer, at, bytes), bytes};
+  return wasm.input.view;
+}
+
+// The largest crop side the module's turned-square step takes (its column tables).
+const WASM_MAX_SIZE = 512;
+
+function cropWasm(rgba, width, height, sq, c, origin, luma) {
+  const m = sq.n || c.size;
+  const X = axisTaps(sq.x, sq.side, m, width, c.border);
+  const Y = axisTaps(sq.y, sq.side, m, height, c.border);
+  const span = (idx) => {
+    let lo = 0x7fffffff;
+    let hi = -1;
+    for (let i = 0; i < idx.length; i++) {
+      const k = idx[i];
+      if (k >= 0) {
+        if (k < lo) lo = k;
+        if (k > hi) hi = k;
+      }
+    }
+    return hi >= 0 ? [lo, hi - lo + 1] : [0, 0];
+  };
+  const [c0, cw] = span(X.idx);
+  const [r0, nr] = span(Y.idx);
+  const ox = origin ? origin.x : 0;
+  const oy = origin ? origin.y : 0;
+  const rowW = origin ? origin.w : width;
+  const size = c.size;
+  // In place: the pixels a grab wrote into cropInput's view (the first block, whatever the memory grew to since).
+  const px = luma ? 1 : 4; // bytes a pixel: luma or RGBA
+  const inPlace = wasm.input && rgba === wasm.input.view;
+  const n = inPlace ? wasm.input.bytes : cw * nr * px;
+  const [src, grey, col, xw, row, yw, horiz, grid, acc, out, lut] = arena([n, luma ? 0 : cw * nr, X.idx.length * 4,
+    X.w.length * 8, Y.idx.length * 4, Y.w.length * 8, (nr + 1) * m * 8, m * m * 8, size * size * 8, size * size, 256]);
+  const buf = wasm.ex.memory.buffer;
+  let from = src + ((r0 - oy) * rowW + c0 - ox) * px;
+  let rowBytes = rowW * px;
+  if (!inPlace && cw && nr) { // only the rows and columns the taps read
+    const heap = new Uint8Array(buf, src, n);
+    for (let y = 0; y < nr; y++) {
+      const at = ((r0 + y - oy) * rowW + c0 - ox) * px;
+      heap.set(rgba.subarray(at, at + cw * px), y * cw * px);
+    }
+    from = src;
+    rowBytes = cw * px;
+  }
+  // The taps in the module's memory: written again only when they changed (a tracked face keeps its box).
+  const laid = wasm.laid;
+  if (!laid || laid.X !== X || laid.Y !== Y || laid.c0 !== c0 || laid.r0 !== r0 || laid.nr !== nr || laid.col !== col
+    || laid.row !== row || laid.buf !== buf) {
+    const xi = X.idx;
+    const yi = Y.idx;
+    const cols = new Int32Array(buf, col, xi.length);
+    for (let k = 0; k < xi.length; k++) cols[k] = xi[k] >= 0 ? xi[k] - c0 : -1;
+    const rows = new Int32Array(buf, row, yi.length);
+    for (let k = 0; k < yi.length; k++) rows[k] = yi[k] >= 0 ? yi[k] - r0 : nr;
+    new Float64Array(buf, xw, X.w.length).set(X.w);
+    new Float64Array(buf, yw, Y.w.length).set(Y.w);
+    wasm.laid = {X, Y, c0, r0, nr, col, row, buf};
+  }
+  const ex = wasm.ex;
+  const [cr, cg, cb] = greyCoefficients(c);
+  if (luma) { // the luma plane read in place, through the table, by the rows step
+    new Uint8Array(buf, lut, 256).set(luma);
+    ex.rows(from, rowBytes, nr, col, xw, X.taps, m, c.fill, lut, horiz);
+  } else {
+    if (cw && nr) ex.grey(from, rowBytes, cw, nr, grey, 4, 0, 1, 2, cr, cg, cb, c.grey_bits);
+    ex.rows(grey, cw, nr, col, xw, X.taps, m, c.fill, 0, horiz);
+  }
+  ex.cols(horiz, row, yw, Y.taps, m, m, grid);
+  if (sq.turn) ex.turned(grid, m, sq.side, sq.turn.side, sq.turn.c, sq.turn.s, size, acc, out);
+  else ex.round_out(grid, m * m, out);
+  return new Uint8Array(buf, out, size * size).slice();
+}
+
 /**
  * The square {x, y, side} of an RGBA frame as the contract's size x size grey Uint8Array (core.crop.crop_square),
  * or a cropPlan's (core.crop.crop_turned where it turns). With `origin` (a cropRect of the frame), `rgba`
  * holds only that rectangle's pixels: only they are read and turned grey, with the same result as from the
- * whole frame.
+ * whole frame. With `luma` (a lumaTable), the pixels are a Y'CbCr frame's luma plane, one byte each.
+ * In WebAssembly where the module is loaded (only the pixels the taps read are turned grey).
  */
-export function cropSquare(rgba, width, height, sq, c, grey = null, origin = null) {
-  const n = origin ? origin.w * origin.h : width * height;
-  const g = toGrey(rgba, origin ? origin.w : width, origin ? origin.h : height, c, grey && grey.length >= n ? grey : undefined);
+export function cropSquare(rgba, width, height, sq, c, grey = null, origin = null, luma = null) {
+  if (wasm && c.size <= WASM_MAX_SIZE) return cropWasm(rgba, width, height, sq, c, origin, luma);
+  const w = origin ? origin.w : width;
+  const h = origin ? origin.h : height;
+  const out = grey && grey.length >= w * h ? grey : undefined;
+  const g = luma ? lumaToGrey(rgba, w, h, luma, out) : toGrey(rgba, w, h, c, out);
   const m = sq.n || c.size;
   const v = resample(g, width, height, 1, 1, sq.x, sq.y, sq.side, sq.side, m, m, c.border, c.fill, origin);
   return roundToUint8(sq.turn ? sampleTurned(v, sq, c.size) : v);

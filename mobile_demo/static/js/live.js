@@ -118,7 +118,7 @@ export class LiveTracker {
       const roi = roiFromMesh(this.landmarks);
       rect = unionRect(meshRect(roi, width, height), this.lastCrop, GRAB_MARGIN * roi.side, width, height);
       const t = performance.now();
-      rgba = p.grab(source, rect);
+      rgba = await p.grab(source, rect);
       ms.grab += performance.now() - t;
       found = await this.runMesh(rgba, rect, roi, ms);
       if (found.score < MIN_SCORE) found = null;
@@ -127,7 +127,7 @@ export class LiveTracker {
       detected = true;
       rect = {x: 0, y: 0, w: width, h: height};
       const t = performance.now();
-      rgba = p.grab(source, rect);
+      rgba = await p.grab(source, rect);
       ms.grab += performance.now() - t;
       const faces = await p.detectLive(rgba, width, height, ms); // without a track: the whole frame and the tiles in turn
       if (faces.length) {
@@ -152,14 +152,16 @@ export class LiveTracker {
     const origin = cropRect(p.contract, box, width, height);
     let t = performance.now();
     let pixels;
+    let read = origin;
+    let luma = null;
     if (!origin.w || !origin.h) pixels = new Uint8ClampedArray(0);
     else if (contains(rect, origin)) pixels = copyRect(rgba, rect, origin);
     else {
-      pixels = p.grab(source, origin); // the face moved past the rectangle read: read the crop's own
+      ({pixels, origin: read, luma} = await p.grabForCrop(source, origin)); // the face moved past the rectangle read
       ms.grab += performance.now() - t;
       t = performance.now();
     }
-    const crop = p.crop(pixels, width, height, box, origin);
+    const crop = p.crop(pixels, width, height, box, read, luma);
     ms.crop = performance.now() - t;
     this.lastCrop = origin;
     t = performance.now();

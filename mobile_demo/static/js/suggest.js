@@ -1,7 +1,7 @@
 // Camera frame -> face (BlazeFace) -> 48x48 grey crop -> expression model -> ranked emoji.
 // Everything runs here, in the page: no frame, crop or probability leaves the device.
 import * as blazeface from './blazeface.js';
-import {contractFrom, cropPlan, cropRect, cropSquare} from './crop.js';
+import {contractFrom, cropInput, cropPlan, cropRect, cropSquare, lumaTable} from './crop.js';
 
 // Smoothing time constant of the expression probabilities (seconds): the bar settles in ~0.5 s.
 export const SMOOTHING_SECONDS = 0.35;
@@ -71,6 +71,8 @@ export class EmojiRanker {
 // While a face is tracked, the detector runs on every DETECT_EVERY-th frame only (MediaPipe's scheme: the box
 // comes from the previous detection in between, and the detector runs again at once when it loses the face).
 export const DETECT_EVERY = 3;
+// VideoFrame formats whose first plane is 8-bit luma (Y'), read alone for the crop.
+const LUMA_FORMATS = ['I420', 'I420A', 'I422', 'I422A', 'I444', 'I444A', 'NV12'];
 // A detection farther than this (in face widths) from the tracked face starts a new track.
 const TRACK_JUMP = 0.5;
 
@@ -102,8 +104,69 @@ export class FacePipeline {
     this.scan = 0;
   }
 
-  /** RGBA pixels of the rectangle {x, y, w, h} of the source, drawn 1:1 (no resampling by the canvas). */
-  grab(source, rect) {
+  /** The source as a VideoFrame whose pixels are the frame's own (a camera's video, unrotated), else null. */
+  videoFrame(source) {
+    if (this.videoFrames === false || typeof VideoFrame === 'undefined') return null;
+    const owned = typeof HTMLVideoElement !== 'undefined' && source instanceof HTMLVideoElement;
+    if (!owned && !(source instanceof VideoFrame)) return null;
+    const frame = owned ? new VideoFrame(source) : source;
+    const v = frame.visibleRect;
+    const w = owned ? source.videoWidth : frame.displayWidth;
+    const h = owned ? source.videoHeight : frame.displayHeight;
+    if (frame.displayWidth === v.width && frame.displayHeight === v.height && !frame.rotation && !frame.flip
+      && v.width === w && v.height === h) return {frame, owned};
+    if (owned) frame.close();
+    return null;
+  }
+
+  /**
+   * The pixels of the rectangle {x, y, w, h} of the source for the crop: {pixels, origin, luma}. A camera's
+   * Y'CbCr video frame is read as its luma plane alone (one byte a pixel, no colour conversion: core.crop's
+   * grey of such a frame; `origin` widened to even bounds as the chroma planes need), another as RGBA of
+   * the rectangle only; straight into the crop module's memory where it is loaded.
+   */
+  async grabForCrop(source, rect) {
+    const vf = this.videoFrame(source);
+    if (vf) {
+      const {frame} = vf;
+      try {
+        const v = frame.visibleRect;
+        if (LUMA_FORMATS.includes(frame.format)) {
+          const x0 = rect.x & ~1;
+          const y0 = rect.y & ~1;
+          const x1 = Math.min(v.width, (rect.x + rect.w + 1) & ~1);
+          const y1 = Math.min(v.height, (rect.y + rect.h + 1) & ~1);
+          const r = {x: v.x + x0, y: v.y + y0, width: x1 - x0, height: y1 - y0};
+          const bytes = frame.allocationSize({rect: r});
+          const out = cropInput(bytes) || new Uint8Array(bytes);
+          const [y] = await frame.copyTo(out, {rect: r});
+          if (y.offset === 0 && y.stride === r.width) {
+            const full = !!(frame.colorSpace && frame.colorSpace.fullRange);
+            this.lumaTables = this.lumaTables || {};
+            const luma = this.lumaTables[full] || (this.lumaTables[full] = lumaTable(full));
+            this.videoFrames = true;
+            this.read = `VideoFrame ${frame.format} luma plane`;
+            return {pixels: out, origin: {x: x0, y: y0, w: r.width, h: r.height}, luma};
+          }
+        }
+        const bytes = rect.w * rect.h * 4;
+        const out = cropInput(bytes) || new Uint8Array(bytes);
+        await frame.copyTo(out, {rect: {x: v.x + rect.x, y: v.y + rect.y, width: rect.w, height: rect.h}, format: 'RGBA'});
+        this.videoFrames = true;
+        this.read = `VideoFrame ${frame.format} as RGBA`;
+        return {pixels: out, origin: rect, luma: null};
+      } catch (e) {
+        if (!this.videoFrames) this.videoFrames = false; // this browser cannot: the canvas from now on
+      } finally {
+        if (vf.owned) frame.close();
+      }
+    }
+    this.read = 'canvas';
+    return {pixels: await this.grab(source, rect), origin: rect, luma: null};
+  }
+
+  /** RGBA pixels of the rectangle {x, y, w, h} of the source, drawn 1:1 on a canvas (no resampling). */
+  async grab(source, rect) {
     if (!this.canvas || this.canvas.width < rect.w || this.canvas.height < rect.h) {
       const old = this.canvas || {width: 1, height: 1};
       this.canvas = new OffscreenCanvas(Math.max(rect.w, old.width), Math.max(rect.h, old.height));
@@ -187,11 +250,11 @@ export class FacePipeline {
     return cropPlan(this.contract, face.x, face.y, face.width, face.height, face.keypoints);
   }
 
-  /** The contract's grey crop (Uint8Array) of a square of an RGBA frame (or of its rectangle `origin`). */
-  crop(rgba, width, height, box, origin = null) {
+  /** The contract's grey crop (Uint8Array) of a square of an RGBA frame (or of its rectangle `origin`; luma: grabForCrop's). */
+  crop(rgba, width, height, box, origin = null, luma = null) {
     const n = origin ? origin.w * origin.h : width * height;
     if (!this.grey || this.grey.length < n) this.grey = new Uint8Array(n);
-    return cropSquare(rgba, width, height, box, this.contract, this.grey, origin);
+    return cropSquare(rgba, width, height, box, this.contract, this.grey, origin, luma);
   }
 
   async classify(crop) {
@@ -230,7 +293,7 @@ export class FacePipeline {
     if (detecting) {
       const t = performance.now();
       origin = {x: 0, y: 0, w: width, h: height};
-      rgba = this.grab(source, origin);
+      rgba = await this.grab(source, origin);
       ms.grab += performance.now() - t;
       const faces = track ? await this.detectLive(rgba, width, height, ms) : await this.detectAll(rgba, width, height, ms);
       face = this.pick(faces);
@@ -247,13 +310,15 @@ export class FacePipeline {
     }
     const box = this.cropBox(face, width, height);
     let t = performance.now();
+    let luma = null;
     if (!rgba) {
       origin = cropRect(this.contract, box, width, height);
-      rgba = origin.w && origin.h ? this.grab(source, origin) : new Uint8ClampedArray(0);
+      if (origin.w && origin.h) ({pixels: rgba, origin, luma} = await this.grabForCrop(source, origin));
+      else rgba = new Uint8ClampedArray(0);
       ms.grab += performance.now() - t;
       t = performance.now();
     }
-    const crop = this.crop(rgba, width, height, box, origin);
+    const crop = this.crop(rgba, width, height, box, origin, luma);
     ms.crop = performance.now() - t;
     t = performance.now();
     const probs = await this.classify(crop);

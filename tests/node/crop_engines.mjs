@@ -1,0 +1,75 @@
+// The page's crop in its two engines, in Node: the WebAssembly module (mobile_demo/wasm/crop.c) and the
+// JavaScript it falls back on, on random frames, boxes, turns and contracts; and the module's crops of given
+// boxes for Python to compare with core.crop (tests/test_crop_wasm.py).
+//
+//   node tests/node/crop_engines.mjs --trials N --frame frame.bin --width W --height H --boxes boxes.json --out out.json
+import fs from 'node:fs';
+import path from 'node:path';
+import * as C from '../../mobile_demo/static/js/crop.js';
+
+const args = {};
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const bytes = fs.readFileSync(path.join(root, 'mobile_demo/static/wasm/crop.wasm'));
+const out = {bad_module_refused: !C.useCropWasm(new Uint8Array([0, 97, 115, 109, 9, 9])) && C.cropEngine() === 'js'};
+
+const W = Number(args.width);
+const H = Number(args.height);
+const rgba = new Uint8Array(fs.readFileSync(args.frame)); // W x H RGBA
+let seed = 7;
+const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+
+// Random cases: both engines on the same input, the number of crops that differ in any pixel.
+const trials = Number(args.trials || 300);
+let differ = 0;
+const kinds = {};
+for (let n = 0; n < trials; n++) {
+  const side = 4 + rand() * 1.3 * Math.max(W, H);
+  const x = -0.3 * side + rand() * W;
+  const y = -0.3 * side + rand() * H;
+  const a = (rand() - 0.5) * 7;
+  const eyes = [[x + side * 0.3, y + side * 0.4], [x + side * 0.3 + Math.cos(a) * side * 0.4, y + side * 0.4 + Math.sin(a) * side * 0.4]];
+  const c = C.contractFrom({roll: rand() < 0.7 ? 'eyes' : 'keep', border: rand() < 0.5 ? 'replicate' : 'constant',
+    fill: Math.floor(rand() * 256), size: [48, 48, 17, 600][Math.floor(rand() * 4)], scale: 0.8 + rand()});
+  const plan = C.cropPlan(c, x, y, side, side * (0.7 + rand() * 0.6), rand() < 0.9 ? eyes : null);
+  const luma = rand() < 0.4 ? C.lumaTable(rand() < 0.5) : null;
+  let src = luma ? rgba.filter((_, i) => i % 4 === 1) : rgba;
+  let origin = null;
+  if (rand() < 0.5) {
+    origin = C.cropRect(c, plan, W, H);
+    if (!origin.w || !origin.h) continue;
+    const px = luma ? 1 : 4;
+    const sub = new Uint8Array(origin.w * origin.h * px);
+    for (let r = 0; r < origin.h; r++) {
+      const at = ((origin.y + r) * W + origin.x) * px;
+      sub.set(src.subarray(at, at + origin.w * px), r * origin.w * px);
+    }
+    src = sub;
+  }
+  C.dropCropWasm();
+  const js = C.cropSquare(src, W, H, plan, c, null, origin, luma);
+  C.useCropWasm(bytes);
+  let view = src;
+  if (origin && rand() < 0.5) { // in place: the pixels already in the module's memory, as a grab writes them
+    view = C.cropInput(src.length);
+    view.set(src);
+  }
+  const wasm = C.cropSquare(view, W, H, plan, c, null, origin, luma);
+  const key = `${luma ? 'luma' : 'rgba'} ${c.roll} ${c.border}${c.size > 512 ? ' (js: size > 512)' : ''}`;
+  kinds[key] = (kinds[key] || 0) + 1;
+  if (js.length !== wasm.length || js.some((v, i) => v !== wasm[i])) differ++;
+}
+out.trials = trials;
+out.differ = differ;
+out.kinds = kinds;
+
+// The module's crops of given boxes (for core.crop), under the default contract and a constant-border one.
+C.useCropWasm(bytes);
+out.engine = C.cropEngine();
+const boxes = JSON.parse(fs.readFileSync(args.boxes, 'utf8'));
+out.crops = [C.contractFrom(null), C.contractFrom({border: 'constant', fill: 77, roll: 'keep', scale: 1.3})].map((c) =>
+  boxes.map((b) => Array.from(C.cropBox(rgba, W, H, b, c))));
+out.luma_limited = Array.from(C.lumaTable(false));
+out.luma_full = Array.from(C.lumaTable(true));
+fs.writeFileSync(args.out, JSON.stringify(out));
