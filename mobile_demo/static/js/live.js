@@ -50,16 +50,6 @@ function contains(outer, inner) {
   return inner.x >= outer.x && inner.y >= outer.y && inner.x + inner.w <= outer.x + outer.w && inner.y + inner.h <= outer.y + outer.h;
 }
 
-/** The pixels of rectangle `inner` out of RGBA pixels that hold rectangle `outer` of the frame. */
-export function copyRect(rgba, outer, inner) {
-  const sub = new Uint8ClampedArray(inner.w * inner.h * 4);
-  for (let y = 0; y < inner.h; y++) {
-    const from = ((inner.y - outer.y + y) * outer.w + inner.x - outer.x) * 4;
-    sub.set(rgba.subarray(from, from + inner.w * 4), y * inner.w * 4);
-  }
-  return sub;
-}
-
 /**
  * One face's mesh and expression per camera frame, on a FacePipeline's detector, classifier, crop contract and
  * frame reader (suggest.js) and the mesh model (runtime.js Runner of face_mesh.js MESH_URL). A tracked frame reads
@@ -155,8 +145,10 @@ export class LiveTracker {
     let read = origin;
     let luma = null;
     if (!origin.w || !origin.h) pixels = new Uint8ClampedArray(0);
-    else if (contains(rect, origin)) pixels = copyRect(rgba, rect, origin);
-    else {
+    else if (contains(rect, origin)) { // the crop reads its rectangle out of the one the mesh read
+      pixels = rgba;
+      read = rect;
+    } else {
       ({pixels, origin: read, luma} = await p.grabForCrop(source, origin)); // the face moved past the rectangle read
       ms.grab += performance.now() - t;
       t = performance.now();

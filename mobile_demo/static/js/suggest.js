@@ -149,10 +149,7 @@ export class FacePipeline {
             return {pixels: out, origin: {x: x0, y: y0, w: r.width, h: r.height}, luma};
           }
         }
-        const bytes = rect.w * rect.h * 4;
-        const out = cropInput(bytes) || new Uint8Array(bytes);
-        await frame.copyTo(out, {rect: {x: v.x + rect.x, y: v.y + rect.y, width: rect.w, height: rect.h}, format: 'RGBA'});
-        this.videoFrames = true;
+        const out = await this.rgbaOf(frame, rect, cropInput(rect.w * rect.h * 4));
         this.read = `VideoFrame ${frame.format} as RGBA`;
         return {pixels: out, origin: rect, luma: null};
       } catch (e) {
@@ -162,11 +159,38 @@ export class FacePipeline {
       }
     }
     this.read = 'canvas';
-    return {pixels: await this.grab(source, rect), origin: rect, luma: null};
+    return {pixels: this.drawn(source, rect), origin: rect, luma: null};
   }
 
-  /** RGBA pixels of the rectangle {x, y, w, h} of the source, drawn 1:1 on a canvas (no resampling). */
+  /**
+   * RGBA pixels of the rectangle {x, y, w, h} of the source, 1:1 (no resampling): a camera's VideoFrame
+   * converted for that rectangle alone, other sources drawn on a canvas.
+   */
   async grab(source, rect) {
+    const vf = this.videoFrame(source);
+    if (vf) {
+      try {
+        return await this.rgbaOf(vf.frame, rect);
+      } catch (e) {
+        if (!this.videoFrames) this.videoFrames = false; // this browser cannot: the canvas from now on
+      } finally {
+        if (vf.owned) vf.frame.close();
+      }
+    }
+    return this.drawn(source, rect);
+  }
+
+  /** The rectangle {x, y, w, h} of a VideoFrame converted to RGBA (into `out`, else a new array). */
+  async rgbaOf(frame, rect, out = null) {
+    const v = frame.visibleRect;
+    const px = out || new Uint8Array(rect.w * rect.h * 4);
+    await frame.copyTo(px, {rect: {x: v.x + rect.x, y: v.y + rect.y, width: rect.w, height: rect.h}, format: 'RGBA'});
+    this.videoFrames = true;
+    return px;
+  }
+
+  /** RGBA pixels of the rectangle {x, y, w, h} of the source, drawn 1:1 on a canvas. */
+  drawn(source, rect) {
     if (!this.canvas || this.canvas.width < rect.w || this.canvas.height < rect.h) {
       const old = this.canvas || {width: 1, height: 1};
       this.canvas = new OffscreenCanvas(Math.max(rect.w, old.width), Math.max(rect.h, old.height));
