@@ -50,11 +50,11 @@ void grey(const uint8_t *src, int row_bytes, int w, int h, uint8_t *dst, int str
 // Step 3 along x: rows [0, nr) of the grey rectangle (rows row_bytes apart) -> nr x out_w float64, and one
 // more row of `fill` (what "constant" reads outside the frame). col: out_w x taps column indices into the row
 // (-1: outside the frame, `fill`), w: their weights; each sum starts at 0 and adds the taps in order. With
-// `lut` (a luma table, not NULL) the bytes are a luma plane's, turned grey by it as they are read.
+// `lut` (a luma table as 256 doubles, not NULL) the bytes are a luma plane's, turned grey by it as they are read.
 static inline __attribute__((always_inline)) void rows_impl(const uint8_t *src, int row_bytes, int nr, const int32_t *col,
                                                             const double *w, int taps, int out_w, double fill,
-                                                            const uint8_t *lut, double *horiz) {
-#define PX(p, k) (lut ? (double)lut[(p)[k]] : (double)(p)[k])
+                                                            const double *lut, double *horiz) {
+#define PX(p, k) (lut ? lut[(p)[k]] : (double)(p)[k])
   int inside = 1;  // no tap outside the frame: the loop below needs no test
   for (int k = 0; k < out_w * taps; k++) inside &= col[k] >= 0;
   int r = 0;
@@ -66,7 +66,9 @@ static inline __attribute__((always_inline)) void rows_impl(const uint8_t *src, 
         double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         const int32_t *c = col + j * taps;
         const double *wt = w + j * taps;
-        for (int t = 0; t < taps; t++) {
+        int nt = taps;  // trailing taps of weight 0 left out: adding 0 * v leaves every sum as it is
+        while (nt > 1 && wt[nt - 1] == 0) nt--;
+        for (int t = 0; t < nt; t++) {
           const int k = c[t];
           const double x = wt[t];
           a0 += x * PX(s0, k);
@@ -100,7 +102,7 @@ static inline __attribute__((always_inline)) void rows_impl(const uint8_t *src, 
 
 EXPORT(rows)
 void rows(const uint8_t *src, int row_bytes, int nr, const int32_t *col, const double *w, int taps, int out_w, double fill,
-          const uint8_t *lut, double *horiz) {
+          const double *lut, double *horiz) {
   if (lut) rows_impl(src, row_bytes, nr, col, w, taps, out_w, fill, lut, horiz);
   else rows_impl(src, row_bytes, nr, col, w, taps, out_w, fill, 0, horiz);
 }

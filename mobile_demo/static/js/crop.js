@@ -366,7 +366,7 @@ function cropWasm(rgba, width, height, sq, c, origin, luma) {
   const inPlace = wasm.input && rgba === wasm.input.view;
   const n = inPlace ? wasm.input.bytes : cw * nr * px;
   const [src, grey, col, xw, row, yw, horiz, grid, acc, out, lut] = arena([n, luma ? 0 : cw * nr, X.idx.length * 4,
-    X.w.length * 8, Y.idx.length * 4, Y.w.length * 8, (nr + 1) * m * 8, m * m * 8, size * size * 8, size * size, 256]);
+    X.w.length * 8, Y.idx.length * 4, Y.w.length * 8, (nr + 1) * m * 8, m * m * 8, size * size * 8, size * size, 256 * 8]);
   const buf = wasm.ex.memory.buffer;
   let from = src + ((r0 - oy) * rowW + c0 - ox) * px;
   let rowBytes = rowW * px;
@@ -396,7 +396,7 @@ function cropWasm(rgba, width, height, sq, c, origin, luma) {
   const ex = wasm.ex;
   const [cr, cg, cb] = greyCoefficients(c);
   if (luma) { // the luma plane read in place, through the table, by the rows step
-    new Uint8Array(buf, lut, 256).set(luma);
+    new Float64Array(buf, lut, 256).set(luma);
     ex.rows(from, rowBytes, nr, col, xw, X.taps, m, c.fill, lut, horiz);
   } else {
     if (cw && nr) ex.grey(from, rowBytes, cw, nr, grey, 4, 0, 1, 2, cr, cg, cb, c.grey_bits);
