@@ -568,10 +568,13 @@ def page_crops(tmp_path_factory):
         cases += [{"png": png, "op": "crop", "boxes": boxes, "contract": c} for c in CROP_CONTRACTS]
         cases += [{"png": png, "op": "crop_region", "boxes": boxes, "contract": c} for c in CROP_CONTRACTS]
         cases += [{"png": png, "op": "detector_input"}, {"png": png, "op": "process"}, {"png": png, "op": "track", "n": 10}]
-        luma = str(tmp / f"luma{i}.bin")
+        luma, rgbx = str(tmp / f"luma{i}.bin"), str(tmp / f"rgbx{i}.bin")
         _luma_plane(frame).tofile(luma)
-        cases.append({"op": "crop_luma", "luma": luma, "width": frame.shape[1], "height": frame.shape[0],
-                      "full_range": i % 2 == 1, "boxes": boxes})
+        np.concatenate([frame, np.full(frame.shape[:2] + (1,), 255, np.uint8)], axis=2).tofile(rgbx)
+        size = {"width": frame.shape[1], "height": frame.shape[0], "boxes": boxes}
+        cases += [{"op": "crop_video", "pixels": luma, "format": "I420", "full_range": i % 2 == 1, **size},
+                  {"op": "crop_video", "pixels": rgbx, "format": "RGBX", **size},
+                  {"op": "crop_video", "pixels": rgbx, "format": "RGBX", "ignore_format": True, **size}]
     out = run_frames(tmp, MODELS, cases)
     assert out["page"]["state"] == "ready", out["page"]
     assert not out["page_errors"] and not out["console_errors"], (out["page_errors"], out["console_errors"])
@@ -580,7 +583,7 @@ def page_crops(tmp_path_factory):
     for _ in frames:
         per_frame.append({"crops": [next(results) for _ in CROP_CONTRACTS], "region_crops": [next(results) for _ in CROP_CONTRACTS],
                           "detector_input": next(results), "process": next(results), "track": next(results),
-                          "luma": next(results)})
+                          "luma": next(results), "rgbx": next(results), "rgbx_no_format": next(results)})
     return {"frames": frames, "page": out["page"], "per_frame": per_frame}
 
 
@@ -687,6 +690,23 @@ def test_page_crop_of_a_camera_frames_luma_plane_matches_python(page_crops):
                 continue
             diff = np.abs(np.asarray(page, np.int64).reshape(py.shape) - py)
             assert diff.max() <= 1 and (diff > 0).mean() <= 0.001, (i, box, diff.max())
+
+
+def test_page_crop_of_an_rgb_camera_frame_is_pythons_and_survives_a_browser_without_rgba_copies(page_crops):
+    """An RGB VideoFrame (RGBX) is read as RGBA of the crop's rectangle; where copyTo ignores its `format` option
+    (it then copies the frame's own planes) the page notices and reads the canvas instead. Both crops are Python's."""
+    from core.crop import CropContract, crop
+
+    contract = CropContract.from_dict(page_crops["page"]["contract"])
+    for frame, res in zip(page_crops["frames"], page_crops["per_frame"]):
+        assert res["rgbx"]["read"] == "VideoFrame RGBX as RGBA" and res["rgbx_no_format"]["read"] == "canvas"
+        for key in ("rgbx", "rgbx_no_format"):
+            for box, eyes, page in zip(CROP_BOXES, CROP_EYES, res[key]["crops"]):
+                if page is None:
+                    continue
+                py = crop(frame, box, contract, eyes)
+                diff = np.abs(np.asarray(page, np.int64).reshape(py.shape) - py)
+                assert diff.max() <= 1 and (diff > 0).mean() <= 0.001, (key, box, diff.max())
 
 
 def test_page_crop_from_the_crop_rectangle_alone_is_the_whole_frames_crop(page_crops):

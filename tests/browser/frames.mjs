@@ -7,7 +7,8 @@
 //
 // cases.json: {"cases": [{"png": "frame.png", "op": "process" | "crop" | "crop_region" | "track" | "detector_input",
 //                         "boxes": [{x, y, width, height}] (crop), "contract": {...} | null (crop)}
-//                        | {"op": "crop_luma", "luma": "plane.bin" (W x H bytes), "width", "height", "full_range", "boxes"}]}
+//                        | {"op": "crop_video", "pixels": "plane.bin" (I420: the W x H luma plane; RGBX: W x H x 4), "format",
+//                           "width", "height", "full_range", "ignore_format", "boxes"}]}
 // result.json: {"page": {state, status, detector, labels, contract, default_contract}, "results": [...one per case...],
 //               "page_errors": [...], "console_errors": [...], "ms": total}
 import {createRequire} from 'node:module';
@@ -55,9 +56,10 @@ async function main() {
     for (const c of cases) {
       const png64 = c.png ? fs.readFileSync(c.png).toString('base64') : null;
       let r;
-      if (c.op === 'crop_luma') {
-        r = await page.evaluate(([y, w, h, boxes, full]) => window.emotekit.frames.cropLuma(y, w, h, boxes, full),
-          [fs.readFileSync(c.luma).toString('base64'), c.width, c.height, c.boxes, !!c.full_range]);
+      if (c.op === 'crop_video') {
+        r = await page.evaluate(([b, w, h, boxes, opts]) => window.emotekit.frames.cropVideo(b, w, h, boxes, opts),
+          [fs.readFileSync(c.pixels).toString('base64'), c.width, c.height, c.boxes,
+            {format: c.format, fullRange: !!c.full_range, ignoreFormat: !!c.ignore_format}]);
       } else if (c.op === 'process') r = await page.evaluate((b) => window.emotekit.frames.process(b), png64);
       else if (c.op === 'crop') {
         r = await page.evaluate(([b, boxes, contract]) => window.emotekit.frames.crop(b, boxes, contract),

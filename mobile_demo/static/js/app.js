@@ -566,18 +566,24 @@ window.emotekit = {
       return out;
     },
     /**
-     * The pipeline's crops of boxes on a camera-like Y'CbCr frame: an I420 VideoFrame of the luma plane given
-     * as base64 (chroma mid-grey), full or limited range, read as a tracked frame is (FacePipeline.grabForCrop).
+     * The pipeline's crops of boxes on a camera-like VideoFrame, read as a tracked frame is (FacePipeline.grabForCrop):
+     * format 'I420' (the luma plane given as base64, chroma mid-grey, full or limited range) or 'RGBX' (RGBA
+     * pixels as base64). ignoreFormat: copyTo behaves as a browser that ignores its `format` option.
      */
-    async cropLuma(y64, width, height, boxes, fullRange = false) {
+    async cropVideo(b64, width, height, boxes, {format = 'I420', fullRange = false, ignoreFormat = false} = {}) {
       const p = state.pipeline;
-      const luma = Uint8Array.from(atob(y64), (ch) => ch.charCodeAt(0));
-      const cw = (width + 1) >> 1;
-      const ch = (height + 1) >> 1;
-      const i420 = new Uint8Array(width * height + 2 * cw * ch).fill(128);
-      i420.set(luma);
-      const frame = new VideoFrame(i420, {format: 'I420', codedWidth: width, codedHeight: height, timestamp: 0,
+      const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+      let data = bytes;
+      if (format === 'I420') {
+        data = new Uint8Array(width * height + 2 * ((width + 1) >> 1) * ((height + 1) >> 1)).fill(128);
+        data.set(bytes);
+      }
+      const frame = new VideoFrame(data, {format, codedWidth: width, codedHeight: height, timestamp: 0,
         colorSpace: {matrix: 'smpte170m', primaries: 'smpte170m', transfer: 'smpte170m', fullRange}});
+      const copyTo = VideoFrame.prototype.copyTo;
+      if (ignoreFormat) VideoFrame.prototype.copyTo = function (dest, {rect} = {}) { return copyTo.call(this, dest, {rect}); };
+      const flags = [p.videoFrames, p.rgbaCopy];
+      if (ignoreFormat) p.rgbaCopy = undefined; // probed again, as a page opened in that browser would
       try {
         const crops = [];
         for (const b of boxes) {
@@ -587,11 +593,13 @@ window.emotekit = {
             crops.push(null);
             continue;
           }
-          const {pixels, origin, luma: table} = await p.grabForCrop(frame, want);
-          crops.push(Array.from(p.crop(pixels, width, height, sq, origin, table)));
+          const {pixels, origin, luma} = await p.grabForCrop(frame, want);
+          crops.push(Array.from(p.crop(pixels, width, height, sq, origin, luma)));
         }
         return {crops, read: p.read, engine: cropEngine()};
       } finally {
+        VideoFrame.prototype.copyTo = copyTo;
+        [p.videoFrames, p.rgbaCopy] = flags;
         frame.close();
       }
     },

@@ -71,6 +71,23 @@ export class EmojiRanker {
 // While a face is tracked, the detector runs on every DETECT_EVERY-th frame only (MediaPipe's scheme: the box
 // comes from the previous detection in between, and the detector runs again at once when it loses the face).
 export const DETECT_EVERY = 3;
+/**
+ * Whether VideoFrame.copyTo converts to RGBA here: a browser that ignores its `format` option copies the frame's
+ * own planes instead (three for a 2x2 I420 frame), which would pass for RGBA in a four-byte format.
+ */
+async function copiesToRgba() {
+  let frame = null;
+  try {
+    frame = new VideoFrame(new Uint8Array(6), {format: 'I420', codedWidth: 2, codedHeight: 2, timestamp: 0});
+    const layout = await frame.copyTo(new Uint8Array(16), {format: 'RGBA'});
+    return layout.length === 1 && layout[0].stride === 8;
+  } catch (e) {
+    return false;
+  } finally {
+    if (frame) frame.close();
+  }
+}
+
 // VideoFrame formats whose first plane is 8-bit luma (Y'), read alone for the crop.
 const LUMA_FORMATS = ['I420', 'I420A', 'I422', 'I422A', 'I444', 'I444A', 'NV12'];
 // A detection farther than this (in face widths) from the tracked face starts a new track.
@@ -167,7 +184,7 @@ export class FacePipeline {
    * converted for that rectangle alone, other sources drawn on a canvas.
    */
   async grab(source, rect) {
-    const vf = this.videoFrame(source);
+    const vf = this.rgbaCopy === false ? null : this.videoFrame(source); // false: copyTo gives no RGBA here
     if (vf) {
       try {
         return await this.rgbaOf(vf.frame, rect);
@@ -182,6 +199,8 @@ export class FacePipeline {
 
   /** The rectangle {x, y, w, h} of a VideoFrame converted to RGBA (into `out`, else a new array). */
   async rgbaOf(frame, rect, out = null) {
+    if (this.rgbaCopy === undefined) this.rgbaCopy = await copiesToRgba();
+    if (!this.rgbaCopy) throw new Error('copyTo gives no RGBA here');
     const v = frame.visibleRect;
     const px = out || new Uint8Array(rect.w * rect.h * 4);
     await frame.copyTo(px, {rect: {x: v.x + rect.x, y: v.y + rect.y, width: rect.w, height: rect.h}, format: 'RGBA'});
