@@ -5,24 +5,12 @@
 // benchmarks/bench_page_speed.py (--no-live: the first part only).
 //
 //   node benchmarks/page_speed.mjs --url 'http://127.0.0.1:PORT/?threads=0' --y4m clip.y4m --frames 200 --out result.json [--live 0]
-import {createRequire} from 'node:module';
 import fs from 'node:fs';
-import path from 'node:path';
+import {launch, parseArgs} from '../tests/browser/chromium.mjs';
 
-const require = createRequire(path.resolve('mobile_demo/package.json'));
-const {chromium} = require('playwright-core');
+const args = parseArgs(process.argv.slice(2), {frames: '200', live: '1'});
 
-const args = {chromium: '/usr/bin/chromium', frames: '200', live: '1'};
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
-
-const browser = await chromium.launch({
-  executablePath: args.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--disable-default-apps', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-video-capture=${path.resolve(args.y4m)}`],
-});
+const browser = await launch({executablePath: args.chromium, camera: args.y4m});
 const out = {page_errors: []};
 try {
   const context = await browser.newContext({viewport: {width: 390, height: 844}});

@@ -7,12 +7,9 @@
 // records the suggestion bar. The first run also exercises the keyboard, the emote panel, the
 // service worker and the benchmark. Every request the page makes is checked against its origin.
 // The result is one JSON file; tests/test_browser.py makes the assertions.
-import {createRequire} from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
-
-const require = createRequire(path.resolve('mobile_demo/package.json'));
-const {chromium} = require('playwright-core');
+import {launch as launchChromium} from './chromium.mjs';
 
 function parseArgs(argv) {
   const a = {y4m: [], bench: 30, settle: 3000, chromium: '/usr/bin/chromium'};
@@ -33,13 +30,7 @@ const result = {origin, runs: {}, external: [], console_errors: [], page_errors:
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function launch(y4m) {
-  const flags = [
-    '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-default-apps',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-  ];
-  if (y4m) flags.push(`--use-file-for-fake-video-capture=${path.resolve(y4m)}`);
-  const browser = await chromium.launch({executablePath: args.chromium, headless: true, args: flags});
+  const browser = await launchChromium({executablePath: args.chromium, camera: y4m || true});
   const context = await browser.newContext({viewport: {width: 390, height: 844}, deviceScaleFactor: 2, hasTouch: true});
   await context.grantPermissions(['camera'], {origin});
   const page = await context.newPage();

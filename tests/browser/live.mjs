@@ -5,27 +5,15 @@
 //
 //   node tests/browser/live.mjs --url http://127.0.0.1:PORT/ --y4m clip.y4m --out result.json
 //        [--seconds 4] [--screenshot shot.png] [--bench 0]
-import {createRequire} from 'node:module';
 import fs from 'node:fs';
-import path from 'node:path';
+import {launch, parseArgs} from './chromium.mjs';
 
-const require = createRequire(path.resolve('mobile_demo/package.json'));
-const {chromium} = require('playwright-core');
-
-const args = {chromium: '/usr/bin/chromium', seconds: '4', bench: '0'};
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
+const args = parseArgs(process.argv.slice(2), {seconds: '4', bench: '0'});
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const out = {page_errors: [], console_errors: [], external: [], samples: []};
 const origin = new URL(args.url).origin;
-const browser = await chromium.launch({
-  executablePath: args.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--disable-default-apps', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-video-capture=${path.resolve(args.y4m)}`],
-});
+const browser = await launch({executablePath: args.chromium, camera: args.y4m});
 try {
   const context = await browser.newContext({viewport: {width: 390, height: 844}, deviceScaleFactor: 2, hasTouch: true,
     acceptDownloads: true});

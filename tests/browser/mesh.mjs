@@ -14,29 +14,14 @@
 //                        | {"op": "draw", "coeffs": {...}, "size": n}
 //                        | {"op": "model", "rgba": base64, "width", "height", "roi": {...}}]}
 // result.json: {"results": [...one per case...], "page_errors": [...], "console_errors": [...], "constants": {...}}
-import {createRequire} from 'node:module';
 import fs from 'node:fs';
-import path from 'node:path';
-
-const require = createRequire(path.resolve('mobile_demo/package.json'));
-const {chromium} = require('playwright-core');
-
-function parseArgs(argv) {
-  const a = {chromium: '/usr/bin/chromium'};
-  for (let i = 0; i < argv.length; i += 2) a[argv[i].replace(/^--/, '')] = argv[i + 1];
-  return a;
-}
+import {launch, parseArgs} from './chromium.mjs';
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const {cases} = JSON.parse(fs.readFileSync(args.cases, 'utf8'));
   const out = {results: [], page_errors: [], console_errors: []};
-  const browser = await chromium.launch({
-    executablePath: args.chromium,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-default-apps'],
-  });
+  const browser = await launch({executablePath: args.chromium});
   try {
     const context = await browser.newContext({serviceWorkers: 'block'});
     const page = await context.newPage();
