@@ -15,7 +15,7 @@ from core.cli import FiniteFloatRange, UserError
 from core.labels import FER_LABELS
 from core.provenance import git_commit
 from export.calibration import INPUT_RANGES, prepare_data
-from export.manifest import check_output_folder, side_files, vae_latents, write_outputs
+from export.manifest import check_output_folder, side_files, stale_entries, vae_latents, write_outputs
 from export.sources import resolve_source, with_flip_average
 from export.tflite import MIN_CALIBRATION, QUANTS, TFLiteRunner, check, compare, convert, keras_outputs, latency_ms, op_names
 
@@ -249,6 +249,10 @@ def report(directory):
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths))[:max(width, 120)])
         if i == 0:
             click.echo("  ".join("-" * w for w in widths))
+    # The manifest is what the page loads: an entry whose file is missing or not the one it describes is worth a line.
+    stale = stale_entries(directory) if os.path.exists(os.path.join(directory, "manifest.json")) else []
+    for path in stale:
+        click.echo(f"stale manifest entry: {path} is missing or not the file manifest.json describes (export it again)")
 
 
 @cli.command("emote-ids")

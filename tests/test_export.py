@@ -206,6 +206,12 @@ def test_cli_expression_run_int8(work, tmp_path, capsys, monkeypatch):
     assert [m["quant"] for m in json.loads((out / "manifest.json").read_text())["models"]] == ["int8", "fp32"]
     code, stdout, _ = run_cli(["report", str(out)], capsys, monkeypatch)
     assert code == 0 and "emonet-tiny-int8.tflite" in stdout and "emonet-tiny-fp32.tflite" in stdout
+    assert "stale" not in stdout
+    # a file changed after its export (or an export killed between its renames): the report names its entry
+    with open(out / "emonet-tiny-fp32.tflite", "ab") as f:
+        f.write(b"\0")
+    code, stdout, _ = run_cli(["report", str(out)], capsys, monkeypatch)
+    assert code == 0 and "stale manifest entry: emonet-tiny-fp32.tflite" in stdout and "int8.tflite is missing" not in stdout
 
 
 def test_cli_flip_average_puts_both_passes_in_one_file(work, tmp_path, capsys, monkeypatch):
