@@ -184,6 +184,17 @@ async function styleganChecks(page, out) {
   }
 }
 
+/** "New emote" with the camera on ("My face"): the expression it made (out.new_emote_camera) and a screenshot. */
+async function newEmoteShot(page, out, file) {
+  await page.click('[data-testid=emote-open]');
+  const before = await page.textContent('#emote-id');
+  await page.click('[data-testid=emote-new]');
+  await page.waitForFunction((id) => document.getElementById('emote-id').textContent !== id, before);
+  out.new_emote_camera = await page.getAttribute('[data-testid=dcgan]', 'data-emote-expression');
+  await page.screenshot({path: path.join(args.screenshots, file)});
+  await page.click('#emote-close');
+}
+
 async function emoteChecks(page, out) {
   await page.click('[data-testid=emote-open]');
   const shipped = await page.getAttribute('[data-testid=dcgan]', 'data-shipped');
@@ -293,6 +304,7 @@ async function main() {
         await followChecks(page, out);
         if (i === 0) {
           if (args.screenshots) await page.screenshot({path: path.join(args.screenshots, 'keyboard_suggestions.png')});
+          if (args.screenshots && out.dcgan_shipped) await newEmoteShot(page, out, `new_emote_camera_${name}.png`);
           const top = out.suggestions?.[0];
           if (top) {
             await page.click(`[data-testid=suggestions] > [data-emoji="${top}"]`);
