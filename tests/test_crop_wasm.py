@@ -90,3 +90,15 @@ def test_a_module_that_cannot_run_leaves_the_javascript_crop(engines):
 def test_luma_tables_are_pythons(engines):
     assert engines["luma_limited"] == luma_table().tolist()
     assert engines["luma_full"] == luma_table(full_range=True).tolist()
+
+
+def test_webassembly_letterbox_is_the_javascript_one(engines):
+    """BlazeFace's input of frames a whole multiple of the letterbox: the module's block means, float for float."""
+    for case in engines["letterbox"]:
+        assert case["ran"] and case["filled"] and case["same"], case
+
+
+def test_a_tracked_face_gets_the_same_crop_frame_after_frame(engines):
+    """Detection frames (the letterbox, then the whole frame's crop) between tracked ones (the rectangle read into
+    the module's memory): the module's crop of the same box stays the JavaScript one on every frame."""
+    assert engines["sequence"] == [True] * 7

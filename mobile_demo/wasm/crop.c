@@ -197,3 +197,30 @@ void turned(const double *grid, int m, double big, double side, double c, double
   }
   for (int i = 0; i < size * size; i++) out[i] = round_u8(acc[i] * 0.25);
 }
+
+// BlazeFace's letterbox when the frame is a whole k times it (blazeface.js blockInput): the RGBA frame (width
+// pixels a row) shrunk to lw x lh by the mean of each k x k block, summed in integers, into the 128 x 128 x 3
+// float input at (pad_x, pad_y) as sum * inv - 1 (inv = 1 / (k * k * 127.5)); the rest of `out` is left as it is.
+EXPORT(letterbox_blocks)
+void letterbox_blocks(const uint8_t *rgba, int width, int lw, int lh, int k, int pad_x, int pad_y, double inv, float *out) {
+  int32_t sums[3 * 512];
+  for (int y = 0; y < lh; y++) {
+    for (int i = 0; i < 3 * lw; i++) sums[i] = 0;
+    for (int dy = 0; dy < k; dy++) {
+      const uint8_t *p = rgba + ((long)(y * k + dy) * width) * 4;
+      for (int x = 0; x < lw; x++) {
+        int r = 0, g = 0, b = 0;
+        for (int dx = 0; dx < k; dx++, p += 4) {
+          r += p[0];
+          g += p[1];
+          b += p[2];
+        }
+        sums[3 * x] += r;
+        sums[3 * x + 1] += g;
+        sums[3 * x + 2] += b;
+      }
+    }
+    float *o = out + ((long)(y + pad_y) * 128 + pad_x) * 3;
+    for (int i = 0; i < 3 * lw; i++) o[i] = (float)(sums[i] * inv - 1.0);
+  }
+}

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as C from '../../mobile_demo/static/js/crop.js';
+import * as B from '../../mobile_demo/static/js/blazeface.js';
 
 const args = {};
 const argv = process.argv.slice(2);
@@ -70,6 +71,50 @@ out.engine = C.cropEngine();
 const boxes = JSON.parse(fs.readFileSync(args.boxes, 'utf8'));
 out.crops = [C.contractFrom(null), C.contractFrom({border: 'constant', fill: 77, roll: 'keep', scale: 1.3})].map((c) =>
   boxes.map((b) => Array.from(C.cropBox(rgba, W, H, b, c))));
+// BlazeFace's letterbox of whole-multiple frames (640x480, 1280x720): the module's block means and blockInput's.
+out.letterbox = [[640, 480], [1280, 720]].map(([w, h]) => {
+  const frame = new Uint8Array(w * h * 4).map(() => Math.floor(rand() * 256));
+  const lb = B.letterbox(w, h);
+  const js = B.blockInput(frame, w, lb, w / lb.w, new Float32Array(128 * 128 * 3));
+  const mod = new Float32Array(128 * 128 * 3);
+  const ran = C.letterboxBlocks(frame, w, lb, w / lb.w, mod);
+  return {size: [w, h], ran, same: js.every((v, i) => v === mod[i]), filled: mod.some((v) => v !== 0)};
+});
+// A tracked face as the pipeline meets it: the same box frame after frame, a detection frame (letterbox, then
+// the crop of the whole frame) every third, the crop's rectangle read into the module's memory in between. The
+// taps the module keeps from frame to frame must not outlive what the letterbox or a grab wrote over them.
+{
+  const w = 640;
+  const h = 480;
+  const frame = new Uint8Array(w * h * 4).map(() => Math.floor(rand() * 256));
+  const c = C.contractFrom(null);
+  const plan = C.cropPlan(c, 200.5, 120.25, 210, 220, [[260, 200], [350, 190]]);
+  const rect = C.cropRect(c, plan, w, h);
+  const sub = new Uint8Array(rect.w * rect.h * 4);
+  for (let r = 0; r < rect.h; r++) {
+    const at = ((rect.y + r) * w + rect.x) * 4;
+    sub.set(frame.subarray(at, at + rect.w * 4), r * rect.w * 4);
+  }
+  C.dropCropWasm();
+  const want = C.cropSquare(frame, w, h, plan, c);
+  C.useCropWasm(bytes);
+  const lb = B.letterbox(w, h);
+  out.sequence = [];
+  for (let i = 0; i < 7; i++) {
+    let got;
+    if (i % 3 === 0) { // the frame read into the module's memory (a VideoFrame), or not (a canvas's pixels)
+      const view = i === 3 ? frame : C.cropInput(frame.length);
+      if (view !== frame) view.set(frame);
+      C.letterboxBlocks(view, w, lb, w / lb.w, new Float32Array(128 * 128 * 3));
+      got = C.cropSquare(view, w, h, plan, c, null, {x: 0, y: 0, w, h});
+    } else {
+      const view = C.cropInput(sub.length);
+      view.set(sub);
+      got = C.cropSquare(view, w, h, plan, c, null, rect);
+    }
+    out.sequence.push(got.every((v, k) => v === want[k]));
+  }
+}
 out.luma_limited = Array.from(C.lumaTable(false));
 out.luma_full = Array.from(C.lumaTable(true));
 fs.writeFileSync(args.out, JSON.stringify(out));

@@ -3,7 +3,7 @@
 // 1x896x1 (logits). The anchors and the box decoding follow MediaPipe's short-range graph
 // (SsdAnchorsCalculator + TensorsToDetectionsCalculator + weighted non-max suppression).
 
-import {resample} from './crop.js';
+import {letterboxBlocks, resample} from './crop.js';
 
 export const INPUT_SIZE = 128;
 
@@ -77,7 +77,9 @@ export function toInput(rgba, width, height, out = new Float32Array(INPUT_SIZE *
   const lb = letterbox(width, height);
   out.fill(0);
   const k = width / lb.w;
-  if (Number.isInteger(k) && k > 1 && height === lb.h * k) return blockInput(rgba, width, lb, k, out);
+  if (Number.isInteger(k) && k > 1 && height === lb.h * k) {
+    return letterboxBlocks(rgba, width, lb, k, out) ? out : blockInput(rgba, width, lb, k, out);
+  }
   const region = resample(rgba, width, height, 3, 4, 0, 0, width, height, lb.w, lb.h, 'replicate');
   for (let y = 0; y < lb.h; y++) {
     for (let x = 0; x < lb.w; x++) {
@@ -96,7 +98,7 @@ export function toInput(rgba, width, height, out = new Float32Array(INPUT_SIZE *
  * pixel-area resample is then the mean of each k x k block, summed in integers (the same values as
  * resample's weighted sums up to float rounding, ~1e-13), reading every frame pixel once.
  */
-function blockInput(rgba, width, lb, k, out) {
+export function blockInput(rgba, width, lb, k, out) {
   const rowR = new Int32Array(lb.w);
   const rowG = new Int32Array(lb.w);
   const rowB = new Int32Array(lb.w);

@@ -331,9 +331,34 @@ function arena(sizes) {
  */
 export function cropInput(bytes) {
   if (!wasm) return null;
-  const [at] = arena([bytes]);
+  // Room behind the pixels for the crop's and the letterbox's blocks too: the memory does not grow (which would
+  // detach this view) while the view is in use.
+  const [at] = arena([bytes, bytes + CROP_HEADROOM]);
+  if (wasm.laid && at + bytes > wasm.laid.from) wasm.laid = null; // the grab will write over the laid taps
   wasm.input = {view: new Uint8Array(wasm.ex.memory.buffer, at, bytes), bytes};
   return wasm.input.view;
+}
+
+// Bytes kept free behind cropInput's view: the crop's float blocks of a 1080p frame need under 2 MB.
+const CROP_HEADROOM = 4 << 20;
+
+/**
+ * blazeface.js blockInput in the module: the RGBA frame shrunk k times by block means into `out` (the detector's
+ * Float32Array, already cleared) at the letterbox lb {w, h, padX, padY}; the same values. False without the module.
+ */
+export function letterboxBlocks(rgba, width, lb, k, out) {
+  if (!wasm || lb.w > 512 || out.length !== 128 * 128 * 3) return false;
+  const inPlace = wasm.input && rgba === wasm.input.view;
+  const n = inPlace ? wasm.input.bytes : rgba.length;
+  const [src, dst] = arena([n, out.length * 4]);
+  wasm.laid = null; // written over below
+  const buf = wasm.ex.memory.buffer;
+  if (!inPlace) new Uint8Array(buf, src, n).set(rgba);
+  const view = new Float32Array(buf, dst, out.length);
+  view.set(out);
+  wasm.ex.letterbox_blocks(src, width, lb.w, lb.h, k, lb.padX, lb.padY, 1 / (k * k * 127.5), dst);
+  out.set(view);
+  return true;
 }
 
 // The largest crop side the module's turned-square step takes (its column tables).
@@ -391,7 +416,7 @@ function cropWasm(rgba, width, height, sq, c, origin, luma) {
     for (let k = 0; k < yi.length; k++) rows[k] = yi[k] >= 0 ? yi[k] - r0 : nr;
     new Float64Array(buf, xw, X.w.length).set(X.w);
     new Float64Array(buf, yw, Y.w.length).set(Y.w);
-    wasm.laid = {X, Y, c0, r0, nr, col, row, buf};
+    wasm.laid = {X, Y, c0, r0, nr, col, row, buf, from: col};
   }
   const ex = wasm.ex;
   const [cr, cg, cb] = greyCoefficients(c);

@@ -181,13 +181,13 @@ export class FacePipeline {
 
   /**
    * RGBA pixels of the rectangle {x, y, w, h} of the source, 1:1 (no resampling): a camera's VideoFrame
-   * converted for that rectangle alone, other sources drawn on a canvas.
+   * converted for that rectangle alone (into `out` if given, e.g. cropInput's view), other sources drawn on a canvas.
    */
-  async grab(source, rect) {
+  async grab(source, rect, out = null) {
     const vf = this.rgbaCopy === false ? null : this.videoFrame(source); // false: copyTo gives no RGBA here
     if (vf) {
       try {
-        return await this.rgbaOf(vf.frame, rect);
+        return await this.rgbaOf(vf.frame, rect, out);
       } catch (e) {
         if (!this.videoFrames) this.videoFrames = false; // this browser cannot: the canvas from now on
       } finally {
@@ -336,7 +336,7 @@ export class FacePipeline {
     if (detecting) {
       const t = performance.now();
       origin = {x: 0, y: 0, w: width, h: height};
-      rgba = await this.grab(source, origin);
+      rgba = await this.grab(source, origin, cropInput(width * height * 4)); // the letterbox and the crop read it in place
       ms.grab += performance.now() - t;
       const faces = track ? await this.detectLive(rgba, width, height, ms) : await this.detectAll(rgba, width, height, ms);
       face = this.pick(faces);
