@@ -13,8 +13,9 @@ The steps, for a frame (RGB uint8) and a detector box (x, y, w, h in frame pixel
    ITU-R 601 luma in 14-bit fixed point (integers: the same in every language; OpenCV 4.13's
    cvtColor(RGB2GRAY) differs from it by one level on ~0.3 % of random pixels). A Y'CbCr frame (a camera's
    I420 or NV12, as the page reads it) is already luma: its Y' plane through `luma_table` (limited range
-   16-235 stretched to 0-255, full range as it is), with no colour conversion; an RGB frame decoded from it
-   by the 601 matrix gives the same grey up to rounding.
+   16-235 stretched to 0-255, full range as it is), with no colour conversion. An RGB frame decoded from it
+   by the 601 matrix gives the same grey up to rounding; one decoded by the 709 matrix (HD cameras) a few
+   levels more on coloured pixels, so the page reads every frame of a camera as luma, detection frames too.
 3. resize the square to size x size ("area"): each output pixel is the mean of the frame pixels under it,
    each weighted by the exact area it covers (a box filter, as OpenCV's INTER_AREA) when the square is
    larger than the output; bilinear between pixel centres when it is smaller. Separable: every row

@@ -102,3 +102,9 @@ def test_a_tracked_face_gets_the_same_crop_frame_after_frame(engines):
     """Detection frames (the letterbox, then the whole frame's crop) between tracked ones (the rectangle read into
     the module's memory): the module's crop of the same box stays the JavaScript one on every frame."""
     assert engines["sequence"] == [True] * 7
+
+
+def test_a_tiles_letterbox_leaves_the_frame_read_for_the_crop(engines):
+    """BlazeFace's second pass letterboxes a tile (its own copy) between the frame's read into the module and the
+    frame's crop: the frame's pixels stay as read, and the crop is the JavaScript one."""
+    assert engines["tile_between"] == {"ran": True, "same": True}

@@ -164,7 +164,7 @@ void turned(const double *grid, int m, double big, double side, double c, double
         v128_t qy = wasm_f64x2_sub(wasm_f64x2_mul(wasm_f64x2_add(H, wasm_f64x2_mul(S, wasm_f64x2_add(wasm_v128_load(us + j), VC))), K), P5);
         v128_t x0 = wasm_f64x2_floor(qx), y0 = wasm_f64x2_floor(qy);
         v128_t tx = wasm_f64x2_sub(qx, x0), ty = wasm_f64x2_sub(qy, y0);
-        // floor values are integers; clamped in float first (as the scalar code) so that no conversion overflows
+        // the floors are whole numbers: converted with saturation, then clamped (the scalar code clamps the float first: the same indices)
         v128_t xi = wasm_i32x4_trunc_sat_f64x2_zero(x0), yi = wasm_i32x4_trunc_sat_f64x2_zero(y0);
         v128_t xa = wasm_i32x4_min(wasm_i32x4_max(xi, lo), hi), xb = wasm_i32x4_min(wasm_i32x4_max(wasm_i32x4_add(xi, one), lo), hi);
         v128_t ya = wasm_i32x4_mul(wasm_i32x4_min(wasm_i32x4_max(yi, lo), hi), wasm_i32x4_splat(m));

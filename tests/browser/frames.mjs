@@ -8,7 +8,7 @@
 // cases.json: {"cases": [{"png": "frame.png", "op": "process" | "crop" | "crop_region" | "track" | "detector_input",
 //                         "boxes": [{x, y, width, height}] (crop), "contract": {...} | null (crop)}
 //                        | {"op": "crop_video", "pixels": "plane.bin" (I420: the W x H luma plane; RGBX: W x H x 4), "format",
-//                           "width", "height", "full_range", "ignore_format", "boxes"}]}
+//                           "width", "height", "full_range", "ignore_format", "detect_first", "boxes"}]}
 // result.json: {"page": {state, status, detector, labels, contract, default_contract}, "results": [...one per case...],
 //               "page_errors": [...], "console_errors": [...], "ms": total}
 import fs from 'node:fs';
@@ -44,7 +44,7 @@ async function main() {
       if (c.op === 'crop_video') {
         r = await page.evaluate(([b, w, h, boxes, opts]) => window.emotekit.frames.cropVideo(b, w, h, boxes, opts),
           [fs.readFileSync(c.pixels).toString('base64'), c.width, c.height, c.boxes,
-            {format: c.format, fullRange: !!c.full_range, ignoreFormat: !!c.ignore_format}]);
+            {format: c.format, fullRange: !!c.full_range, ignoreFormat: !!c.ignore_format, detectFirst: !!c.detect_first}]);
       } else if (c.op === 'process') r = await page.evaluate((b) => window.emotekit.frames.process(b), png64);
       else if (c.op === 'crop') {
         r = await page.evaluate(([b, boxes, contract]) => window.emotekit.frames.crop(b, boxes, contract),

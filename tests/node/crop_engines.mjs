@@ -25,6 +25,7 @@ const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 
 const trials = Number(args.trials || 300);
 let differ = 0;
 const kinds = {};
+const cases = [];
 for (let n = 0; n < trials; n++) {
   const side = 4 + rand() * 1.3 * Math.max(W, H);
   const x = -0.3 * side + rand() * W;
@@ -48,20 +49,25 @@ for (let n = 0; n < trials; n++) {
     }
     src = sub;
   }
-  C.dropCropWasm();
-  const js = C.cropSquare(src, W, H, plan, c, null, origin, luma);
-  C.useCropWasm(bytes);
-  let view = src;
-  if (origin && rand() < 0.5) { // in place: the pixels already in the module's memory, as a grab writes them
-    view = C.cropInput(src.length);
-    view.set(src);
-  }
-  const wasm = C.cropSquare(view, W, H, plan, c, null, origin, luma);
-  const key = `${luma ? 'luma' : 'rgba'} ${c.roll} ${c.border}${c.size > 512 ? ' (js: size > 512)' : ''}`;
-  kinds[key] = (kinds[key] || 0) + 1;
-  if (js.length !== wasm.length || js.some((v, i) => v !== wasm[i])) differ++;
+  cases.push({src, plan, c, origin, luma, inPlace: origin && rand() < 0.5});
 }
-out.trials = trials;
+// The JavaScript crop of every case, then the module's, loaded once: the taps it keeps from one case to the next
+// (a tracked face's) must never be another geometry's.
+C.dropCropWasm();
+const js = cases.map((k) => C.cropSquare(k.src, W, H, k.plan, k.c, null, k.origin, k.luma));
+C.useCropWasm(bytes);
+cases.forEach((k, n) => {
+  let view = k.src;
+  if (k.inPlace) { // the pixels already in the module's memory, as a grab writes them
+    view = C.cropInput(k.src.length);
+    view.set(k.src);
+  }
+  const wasm = C.cropSquare(view, W, H, k.plan, k.c, null, k.origin, k.luma);
+  const key = `${k.luma ? 'luma' : 'rgba'} ${k.c.roll} ${k.c.border}${k.c.size > 512 ? ' (js: size > 512)' : ''}`;
+  kinds[key] = (kinds[key] || 0) + 1;
+  if (js[n].length !== wasm.length || js[n].some((v, i) => v !== wasm[i])) differ++;
+});
+out.trials = cases.length;
 out.differ = differ;
 out.kinds = kinds;
 
@@ -114,6 +120,26 @@ out.letterbox = [[640, 480], [1280, 720]].map(([w, h]) => {
     }
     out.sequence.push(got.every((v, k) => v === want[k]));
   }
+}
+// A detection frame whose tile the detector letterboxes too (1280x960: a 640x640 tile, 5 times the letterbox)
+// between the frame's read into the module's memory and its crop: the crop is still the frame's.
+{
+  const w = 1280;
+  const h = 960;
+  const frame = new Uint8Array(w * h * 4).map(() => Math.floor(rand() * 256));
+  const c = C.contractFrom(null);
+  const plan = C.cropPlan(c, 500.5, 300.25, 300, 310, [[560, 400], [700, 390]]);
+  C.dropCropWasm();
+  const want = C.cropSquare(frame, w, h, plan, c);
+  C.useCropWasm(bytes);
+  const view = C.cropInput(frame.length);
+  view.set(frame);
+  const tile = new Uint8Array(640 * 640 * 4);
+  for (let r = 0; r < 640; r++) tile.set(frame.subarray((r + 320) * w * 4 + 320 * 4, (r + 320) * w * 4 + 960 * 4), r * 640 * 4);
+  const lb = B.letterbox(640, 640);
+  const ran = C.letterboxBlocks(tile, 640, lb, 640 / lb.w, new Float32Array(128 * 128 * 3));
+  const got = C.cropSquare(view, w, h, plan, c, null, {x: 0, y: 0, w, h});
+  out.tile_between = {ran, same: got.every((v, k) => v === want[k])};
 }
 out.luma_limited = Array.from(C.lumaTable(false));
 out.luma_full = Array.from(C.lumaTable(true));

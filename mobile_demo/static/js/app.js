@@ -568,9 +568,10 @@ window.emotekit = {
     /**
      * The pipeline's crops of boxes on a camera-like VideoFrame, read as a tracked frame is (FacePipeline.grabForCrop):
      * format 'I420' (the luma plane given as base64, chroma mid-grey, full or limited range) or 'RGBX' (RGBA
-     * pixels as base64). ignoreFormat: copyTo behaves as a browser that ignores its `format` option.
+     * pixels as base64). ignoreFormat: copyTo behaves as a browser that ignores its `format` option (the page as if
+     * just opened); detectFirst: the whole frame is read for the detector first.
      */
-    async cropVideo(b64, width, height, boxes, {format = 'I420', fullRange = false, ignoreFormat = false} = {}) {
+    async cropVideo(b64, width, height, boxes, {format = 'I420', fullRange = false, ignoreFormat = false, detectFirst = false} = {}) {
       const p = state.pipeline;
       const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
       let data = bytes;
@@ -583,8 +584,9 @@ window.emotekit = {
       const copyTo = VideoFrame.prototype.copyTo;
       if (ignoreFormat) VideoFrame.prototype.copyTo = function (dest, {rect} = {}) { return copyTo.call(this, dest, {rect}); };
       const flags = [p.videoFrames, p.rgbaCopy];
-      if (ignoreFormat) p.rgbaCopy = undefined; // probed again, as a page opened in that browser would
+      if (ignoreFormat) [p.videoFrames, p.rgbaCopy] = [undefined, undefined]; // as a page just opened in that browser
       try {
+        if (detectFirst) await p.grab(frame, {x: 0, y: 0, w: width, h: height}); // a detection frame's read comes first
         const crops = [];
         for (const b of boxes) {
           const sq = cropPlan(p.contract, b.x, b.y, b.width, b.height, b.keypoints);

@@ -312,6 +312,18 @@ export function cropEngine() {
   return wasm ? 'wasm' : 'js';
 }
 
+/**
+ * arena() for a call whose pixels are `rgba`: those in cropInput's view are read where they are (in place);
+ * others are copied in behind that view, which stays as the grab wrote it (a tile's letterbox between a detection
+ * frame's read and its crop must not write over the frame). Returns {inPlace, n (the pixel bytes), offsets}.
+ */
+function arenaFor(rgba, pixelBytes, sizes) {
+  const inPlace = !!wasm.input && rgba === wasm.input.view;
+  if (inPlace) return {inPlace, n: wasm.input.bytes, offsets: arena([wasm.input.bytes, ...sizes])};
+  const kept = wasm.input ? [wasm.input.bytes] : [];
+  return {inPlace, n: pixelBytes, offsets: arena([...kept, pixelBytes, ...sizes]).slice(kept.length)};
+}
+
 /** Byte offsets of consecutive blocks of the given sizes in the module's memory (8-aligned), grown to hold them. */
 function arena(sizes) {
   const offsets = [];
@@ -326,8 +338,8 @@ function arena(sizes) {
 }
 
 /**
- * A view of `bytes` bytes of the crop module's memory where cropSquare reads a frame's pixels without a copy
- * (a grab writes the rectangle's RGBA there), or null without the module. Valid until the next crop.
+ * A view of `bytes` bytes of the crop module's memory where cropSquare and letterboxBlocks read a frame's pixels
+ * without a copy (a grab writes them there), or null without the module. Valid until the next cropInput.
  */
 export function cropInput(bytes) {
   if (!wasm) return null;
@@ -348,9 +360,7 @@ const CROP_HEADROOM = 4 << 20;
  */
 export function letterboxBlocks(rgba, width, lb, k, out) {
   if (!wasm || lb.w > 512 || out.length !== 128 * 128 * 3) return false;
-  const inPlace = wasm.input && rgba === wasm.input.view;
-  const n = inPlace ? wasm.input.bytes : rgba.length;
-  const [src, dst] = arena([n, out.length * 4]);
+  const {inPlace, n, offsets: [src, dst]} = arenaFor(rgba, rgba.length, [out.length * 4]);
   wasm.laid = null; // written over below
   const buf = wasm.ex.memory.buffer;
   if (!inPlace) new Uint8Array(buf, src, n).set(rgba);
@@ -388,10 +398,9 @@ function cropWasm(rgba, width, height, sq, c, origin, luma) {
   const size = c.size;
   // In place: the pixels a grab wrote into cropInput's view (the first block, whatever the memory grew to since).
   const px = luma ? 1 : 4; // bytes a pixel: luma or RGBA
-  const inPlace = wasm.input && rgba === wasm.input.view;
-  const n = inPlace ? wasm.input.bytes : cw * nr * px;
-  const [src, grey, col, xw, row, yw, horiz, grid, acc, out, lut] = arena([n, luma ? 0 : cw * nr, X.idx.length * 4,
-    X.w.length * 8, Y.idx.length * 4, Y.w.length * 8, (nr + 1) * m * 8, m * m * 8, size * size * 8, size * size, 256 * 8]);
+  const {inPlace, n, offsets: [src, grey, col, xw, row, yw, horiz, grid, acc, out, lut]} = arenaFor(rgba, cw * nr * px, [
+    luma ? 0 : cw * nr, X.idx.length * 4, X.w.length * 8, Y.idx.length * 4, Y.w.length * 8, (nr + 1) * m * 8, m * m * 8,
+    size * size * 8, size * size, 256 * 8]);
   const buf = wasm.ex.memory.buffer;
   let from = src + ((r0 - oy) * rowW + c0 - ox) * px;
   let rowBytes = rowW * px;

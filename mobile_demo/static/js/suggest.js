@@ -71,6 +71,11 @@ export class EmojiRanker {
 // While a face is tracked, the detector runs on every DETECT_EVERY-th frame only (MediaPipe's scheme: the box
 // comes from the previous detection in between, and the detector runs again at once when it loses the face).
 export const DETECT_EVERY = 3;
+function isVideo(source) {
+  return (typeof HTMLVideoElement !== 'undefined' && source instanceof HTMLVideoElement)
+    || (typeof VideoFrame !== 'undefined' && source instanceof VideoFrame);
+}
+
 /**
  * Whether VideoFrame.copyTo converts to RGBA here: a browser that ignores its `format` option copies the frame's
  * own planes instead (three for a 2x2 I420 frame), which would pass for RGBA in a four-byte format.
@@ -124,9 +129,14 @@ export class FacePipeline {
   /** The source as a VideoFrame whose pixels are the frame's own (a camera's video, unrotated), else null. */
   videoFrame(source) {
     if (this.videoFrames === false || typeof VideoFrame === 'undefined') return null;
-    const owned = typeof HTMLVideoElement !== 'undefined' && source instanceof HTMLVideoElement;
-    if (!owned && !(source instanceof VideoFrame)) return null;
-    const frame = owned ? new VideoFrame(source) : source;
+    if (!isVideo(source)) return null;
+    const owned = !(source instanceof VideoFrame);
+    let frame;
+    try {
+      frame = owned ? new VideoFrame(source) : source;
+    } catch (e) {
+      return null; // no frame to read yet (a video not playing): the canvas reads it
+    }
     const v = frame.visibleRect;
     const w = owned ? source.videoWidth : frame.displayWidth;
     const h = owned ? source.videoHeight : frame.displayHeight;
@@ -170,7 +180,7 @@ export class FacePipeline {
         this.read = `VideoFrame ${frame.format} as RGBA`;
         return {pixels: out, origin: rect, luma: null};
       } catch (e) {
-        if (!this.videoFrames) this.videoFrames = false; // this browser cannot: the canvas from now on
+        if (!this.videoFrames && this.rgbaCopy !== false) this.videoFrames = false; // as in grab
       } finally {
         if (vf.owned) frame.close();
       }
@@ -187,13 +197,18 @@ export class FacePipeline {
     const vf = this.rgbaCopy === false ? null : this.videoFrame(source); // false: copyTo gives no RGBA here
     if (vf) {
       try {
-        return await this.rgbaOf(vf.frame, rect, out);
+        const px = await this.rgbaOf(vf.frame, rect, out);
+        this.read = `VideoFrame ${vf.frame.format} as RGBA`;
+        return px;
       } catch (e) {
-        if (!this.videoFrames) this.videoFrames = false; // this browser cannot: the canvas from now on
+        // This browser cannot use VideoFrames: the canvas from now on. (Where only the RGBA copy is missing,
+        // rgbaCopy says so, and the crop's luma reads go on.)
+        if (!this.videoFrames && this.rgbaCopy !== false) this.videoFrames = false;
       } finally {
         if (vf.owned) vf.frame.close();
       }
     }
+    this.read = 'canvas';
     return this.drawn(source, rect);
   }
 
@@ -354,7 +369,9 @@ export class FacePipeline {
     const box = this.cropBox(face, width, height);
     let t = performance.now();
     let luma = null;
-    if (!rgba) {
+    // A camera's crop is read on its own even on a detection frame, so that every frame's crop has the same grey
+    // (the luma plane; the whole frame's RGBA, which the detector needed, would be the browser's RGB of it).
+    if (!rgba || (this.videoFrames !== false && isVideo(source))) {
       origin = cropRect(this.contract, box, width, height);
       if (origin.w && origin.h) ({pixels: rgba, origin, luma} = await this.grabForCrop(source, origin));
       else rgba = new Uint8ClampedArray(0);
