@@ -254,23 +254,26 @@ export function roundToUint8(values, out = new Uint8Array(values.length)) {
   return out;
 }
 
+/** [first, count] of the in-frame indices (>= 0) of a tap table, [0, 0] where every tap is outside. */
+function tapSpan(idx) {
+  let lo = 0x7fffffff;
+  let hi = -1;
+  for (let i = 0; i < idx.length; i++) {
+    const k = idx[i];
+    if (k >= 0) {
+      if (k < lo) lo = k;
+      if (k > hi) hi = k;
+    }
+  }
+  return hi >= 0 ? [lo, hi - lo + 1] : [0, 0];
+}
+
 /**
  * The frame pixels that the crop of square `sq` reads: the whole-pixel rectangle {x, y, w, h} inside the
  * W x H frame that holds every tap of both axes (w or h 0 when the square lies wholly outside the frame).
  */
 export function cropRect(c, sq, W, H) {
-  const span = (start, n) => {
-    const t = axisTaps(start, sq.side, sq.n || c.size, n, c.border).idx;
-    let lo = n;
-    let hi = -1;
-    for (const k of t) {
-      if (k >= 0) {
-        lo = Math.min(lo, k);
-        hi = Math.max(hi, k);
-      }
-    }
-    return hi >= lo ? [lo, hi - lo + 1] : [0, 0];
-  };
+  const span = (start, n) => tapSpan(axisTaps(start, sq.side, sq.n || c.size, n, c.border).idx);
   const [x, w] = span(sq.x, W);
   const [y, h] = span(sq.y, H);
   return {x, y, w: h ? w : 0, h: w ? h : 0};
@@ -378,20 +381,8 @@ function cropWasm(rgba, width, height, sq, c, origin, luma) {
   const m = sq.n || c.size;
   const X = axisTaps(sq.x, sq.side, m, width, c.border);
   const Y = axisTaps(sq.y, sq.side, m, height, c.border);
-  const span = (idx) => {
-    let lo = 0x7fffffff;
-    let hi = -1;
-    for (let i = 0; i < idx.length; i++) {
-      const k = idx[i];
-      if (k >= 0) {
-        if (k < lo) lo = k;
-        if (k > hi) hi = k;
-      }
-    }
-    return hi >= 0 ? [lo, hi - lo + 1] : [0, 0];
-  };
-  const [c0, cw] = span(X.idx);
-  const [r0, nr] = span(Y.idx);
+  const [c0, cw] = tapSpan(X.idx);
+  const [r0, nr] = tapSpan(Y.idx);
   const ox = origin ? origin.x : 0;
   const oy = origin ? origin.y : 0;
   const rowW = origin ? origin.w : width;

@@ -143,17 +143,17 @@ export class LiveTracker {
     let t = performance.now();
     let pixels;
     let read = origin;
-    let luma = null;
     if (!origin.w || !origin.h) pixels = new Uint8ClampedArray(0);
     else if (contains(rect, origin)) { // the crop reads its rectangle out of the one the mesh read
       pixels = rgba;
       read = rect;
     } else {
-      ({pixels, origin: read, luma} = await p.grabForCrop(source, origin)); // the face moved past the rectangle read
+      // The face moved past the rectangle read: the crop's own, as RGBA too, so that every frame's grey is the same.
+      pixels = await p.grab(source, origin);
       ms.grab += performance.now() - t;
       t = performance.now();
     }
-    const crop = p.crop(pixels, width, height, box, read, luma);
+    const crop = p.crop(pixels, width, height, box, read);
     ms.crop = performance.now() - t;
     this.lastCrop = origin;
     t = performance.now();

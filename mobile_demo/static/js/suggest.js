@@ -351,7 +351,7 @@ export class FacePipeline {
     if (detecting) {
       const t = performance.now();
       origin = {x: 0, y: 0, w: width, h: height};
-      rgba = await this.grab(source, origin, cropInput(width * height * 4)); // the letterbox and the crop read it in place
+      rgba = await this.grab(source, origin, cropInput(width * height * 4)); // the letterbox reads it in place
       ms.grab += performance.now() - t;
       const faces = track ? await this.detectLive(rgba, width, height, ms) : await this.detectAll(rgba, width, height, ms);
       face = this.pick(faces);
