@@ -11,37 +11,32 @@
 
 static inline double floor_f64(double x) { return __builtin_floor(x); }
 
-// Step 2, the contract's grey, of the w x h pixels at src (rows row_bytes apart, pixels `stride` bytes apart,
-// the red, green and blue bytes at r, g, b: RGBA 4, 0, 1, 2) into dst (w x h, packed):
+// Step 2, the contract's grey, of the w x h RGBA pixels at src (rows row_bytes apart) into dst (w x h, packed):
 // (cr*R + cg*G + cb*B + 2**(bits-1)) >> bits, at most 255.
 EXPORT(grey)
-void grey(const uint8_t *src, int row_bytes, int w, int h, uint8_t *dst, int stride, int r, int g, int b, int cr, int cg,
-          int cb, int bits) {
+void grey(const uint8_t *src, int row_bytes, int w, int h, uint8_t *dst, int cr, int cg, int cb, int bits) {
   const int half = 1 << (bits - 1);
   const v128_t kr = wasm_i32x4_splat(cr), kg = wasm_i32x4_splat(cg), kb = wasm_i32x4_splat(cb);
   const v128_t kh = wasm_i32x4_splat(half), k255 = wasm_i32x4_splat(255), ff = wasm_i32x4_splat(0xff);
-  const int rgba = stride == 4 && r == 0 && g == 1 && b == 2;
   for (int y = 0; y < h; y++) {
     const uint8_t *s = src + (long)y * row_bytes;
     uint8_t *d = dst + (long)y * w;
     int i = 0;
-    if (rgba) {  // 16 pixels a step: the same integer sums, four lanes at a time
-      for (; i + 16 <= w; i += 16) {
-        v128_t q[4];
-        for (int k = 0; k < 4; k++) {
-          v128_t p = wasm_v128_load(s + 4 * (i + 4 * k));
-          v128_t sum = wasm_i32x4_add(wasm_i32x4_mul(kr, wasm_v128_and(p, ff)),
-                                      wasm_i32x4_mul(kg, wasm_v128_and(wasm_u32x4_shr(p, 8), ff)));
-          sum = wasm_i32x4_add(sum, wasm_i32x4_mul(kb, wasm_v128_and(wasm_u32x4_shr(p, 16), ff)));
-          q[k] = wasm_i32x4_min(wasm_i32x4_shr(wasm_i32x4_add(sum, kh), bits), k255);
-        }
-        wasm_v128_store(d + i, wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(q[0], q[1]),
-                                                        wasm_i16x8_narrow_i32x4(q[2], q[3])));
+    for (; i + 16 <= w; i += 16) {  // 16 pixels a step: the same integer sums, four lanes at a time
+      v128_t q[4];
+      for (int k = 0; k < 4; k++) {
+        v128_t p = wasm_v128_load(s + 4 * (i + 4 * k));
+        v128_t sum = wasm_i32x4_add(wasm_i32x4_mul(kr, wasm_v128_and(p, ff)),
+                                    wasm_i32x4_mul(kg, wasm_v128_and(wasm_u32x4_shr(p, 8), ff)));
+        sum = wasm_i32x4_add(sum, wasm_i32x4_mul(kb, wasm_v128_and(wasm_u32x4_shr(p, 16), ff)));
+        q[k] = wasm_i32x4_min(wasm_i32x4_shr(wasm_i32x4_add(sum, kh), bits), k255);
       }
+      wasm_v128_store(d + i, wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(q[0], q[1]),
+                                                      wasm_i16x8_narrow_i32x4(q[2], q[3])));
     }
     for (; i < w; i++) {
-      const uint8_t *p = s + stride * i;
-      int v = (cr * p[r] + cg * p[g] + cb * p[b] + half) >> bits;
+      const uint8_t *p = s + 4 * i;
+      int v = (cr * p[0] + cg * p[1] + cb * p[2] + half) >> bits;
       d[i] = (uint8_t)(v > 255 ? 255 : v);
     }
   }

@@ -424,7 +424,7 @@ function cropWasm(rgba, width, height, sq, c, origin, luma) {
     new Float64Array(buf, lut, 256).set(luma);
     ex.rows(from, rowBytes, nr, col, xw, X.taps, m, c.fill, lut, horiz);
   } else {
-    if (cw && nr) ex.grey(from, rowBytes, cw, nr, grey, 4, 0, 1, 2, cr, cg, cb, c.grey_bits);
+    if (cw && nr) ex.grey(from, rowBytes, cw, nr, grey, cr, cg, cb, c.grey_bits);
     ex.rows(grey, cw, nr, col, xw, X.taps, m, c.fill, 0, horiz);
   }
   ex.cols(horiz, row, yw, Y.taps, m, m, grid);
